@@ -1,0 +1,1 @@
+"""Anatomy: landmark names and definitions, and published soft-tissue thickness values."""

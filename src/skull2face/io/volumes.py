@@ -1,0 +1,370 @@
+"""Head volumes (CT or MR) from DICOM series, NIfTI, NRRD and MHA/MHD, read with SimpleITK.
+
+Every reader returns one in-memory form, `Volume`: the voxel array indexed ``[i, j, k]``
+along the image's own x, y, z axes, plus LPS millimetre geometry (origin, spacing, direction),
+exactly as DICOM and ITK define it. SimpleITK already converts NIfTI's RAS to LPS and applies
+DICOM rescale slope/intercept, so CT values arrive in Hounsfield units.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..errors import InputError
+
+log = logging.getLogger(__name__)
+
+VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
+
+# Slices whose spacing differs from the median by more than this fraction mean a gap
+# (a missing slice) or a mixed acquisition: the volume would be silently distorted.
+_SLICE_SPACING_TOLERANCE = 0.1
+
+
+@dataclass
+class Volume:
+    """A scalar volume with LPS millimetre geometry.
+
+    Attributes
+    ----------
+    voxels : np.ndarray
+        ``(nx, ny, nz)`` int16 (CT, Hounsfield units) or float32; ``voxels[i, j, k]`` is the
+        value at index ``(i, j, k)`` along the image's x, y, z axes.
+    spacing : np.ndarray
+        ``(3,)`` float64, voxel size in mm along i, j, k.
+    origin : np.ndarray
+        ``(3,)`` float64, LPS position (mm) of the centre of voxel ``(0, 0, 0)``.
+    direction : np.ndarray
+        ``(3, 3)`` float64; column ``c`` is the LPS unit vector of index axis ``c``.
+    source : str
+        Where it was read from.
+    info : dict
+        Reader notes (format, series chosen, modality, ...).
+    """
+
+    voxels: np.ndarray
+    spacing: np.ndarray
+    origin: np.ndarray
+    direction: np.ndarray
+    source: str = ""
+    info: dict = field(default_factory=dict)
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return tuple(self.voxels.shape)
+
+    @property
+    def index_to_lps(self) -> np.ndarray:
+        """``(4, 4)`` affine taking ``(i, j, k, 1)`` voxel indices to LPS mm."""
+        m = np.eye(4)
+        m[:3, :3] = self.direction @ np.diag(self.spacing)
+        m[:3, 3] = self.origin
+        return m
+
+    def to_lps(self, ijk: np.ndarray) -> np.ndarray:
+        """Map ``(n, 3)`` continuous voxel indices to ``(n, 3)`` LPS millimetres."""
+        ijk = np.asarray(ijk, dtype=np.float64)
+        return ijk @ (self.direction @ np.diag(self.spacing)).T + self.origin
+
+    def geometry(self) -> dict:
+        """JSON-ready description of the grid (shape, spacing, origin, direction, orientation code)."""
+        return {
+            "shape_ijk": list(self.shape),
+            "spacing_mm": self.spacing.tolist(),
+            "origin_lps_mm": self.origin.tolist(),
+            "direction": self.direction.tolist(),
+            "orientation": sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(
+                self.direction.ravel().tolist()),
+            "dtype": str(self.voxels.dtype),
+            "value_range": [float(self.voxels.min()), float(self.voxels.max())],
+        }
+
+    @classmethod
+    def from_sitk(cls, image: sitk.Image, source: str = "", info: dict | None = None) -> "Volume":
+        if image.GetDimension() != 3:
+            raise InputError(source, f"expected a 3D volume, got {image.GetDimension()}D")
+        if image.GetNumberOfComponentsPerPixel() != 1:
+            raise InputError(source, "expected a scalar (grey-value) volume, got a multi-component image")
+        arr = sitk.GetArrayFromImage(image)  # (z, y, x)
+        if arr.dtype not in (np.int16, np.float32):
+            # int16 covers every CT in HU; anything else (uint16 raw, float64) becomes float32
+            arr = arr.astype(np.int16 if np.issubdtype(arr.dtype, np.integer)
+                             and arr.min() >= -32768 and arr.max() <= 32767 else np.float32)
+        return cls(
+            voxels=np.ascontiguousarray(arr.transpose(2, 1, 0)),
+            spacing=np.array(image.GetSpacing(), dtype=np.float64),
+            origin=np.array(image.GetOrigin(), dtype=np.float64),
+            direction=np.array(image.GetDirection(), dtype=np.float64).reshape(3, 3),
+            source=source,
+            info=dict(info or {}),
+        )
+
+    def to_sitk(self) -> sitk.Image:
+        image = sitk.GetImageFromArray(self.voxels.transpose(2, 1, 0))
+        image.SetSpacing(self.spacing.tolist())
+        image.SetOrigin(self.origin.tolist())
+        image.SetDirection(self.direction.ravel().tolist())
+        return image
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    """SHA-256 of a file, or of a folder's files in name order (a DICOM series)."""
+    path = Path(path)
+    h = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for p in files:
+        with open(p, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()
+
+
+def _is_volume_file(path: Path) -> bool:
+    name = path.name.lower()
+    return any(name.endswith(s) for s in VOLUME_SUFFIXES)
+
+
+def read_volume(path: str | os.PathLike) -> Volume:
+    """Read a head volume from a DICOM series folder or a NIfTI / NRRD / MHA / MHD file.
+
+    Parameters
+    ----------
+    path : path-like
+        A folder holding one or more DICOM series (the one with most slices is taken, and
+        the choice is logged), or a volume file.
+
+    Returns
+    -------
+    Volume
+        Voxels in HU for CT (rescale applied), geometry in LPS mm.
+
+    Raises
+    ------
+    InputError
+        Missing, empty, truncated or corrupt file; a folder with no DICOM series; a series
+        with a missing slice or uneven spacing; a non-3D or multi-component image.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(path, "not found")
+    if path.is_dir():
+        return _read_dicom_folder(path)
+    if path.stat().st_size == 0:
+        raise InputError(path, "file is empty (0 bytes)")
+    if not _is_volume_file(path):
+        if path.suffix.lower() == ".dcm" or _looks_like_dicom(path):
+            raise InputError(path, "this is a single DICOM file: pass the folder that holds the whole series")
+        raise InputError(path, f"unsupported volume format; use a DICOM folder or one of {', '.join(VOLUME_SUFFIXES)}")
+    _check_complete(path)
+    try:
+        image = sitk.ReadImage(str(path))
+    except RuntimeError as exc:
+        raise InputError(path, f"cannot read volume (truncated or corrupt?): {_first_line(exc)}") from None
+    try:
+        vol = Volume.from_sitk(image, str(path), {"format": "".join(path.suffixes[-2:]).lower()})
+    except RuntimeError as exc:  # lazily-read pixel data can still fail here
+        raise InputError(path, f"cannot read voxel data (truncated or corrupt?): {_first_line(exc)}") from None
+    _check_geometry(vol, path)
+    return vol
+
+
+def _check_complete(path: Path) -> None:
+    """Refuse truncated files, which ITK may read silently with zero-filled voxels."""
+    import gzip
+    import zlib
+
+    name = path.name.lower()
+    if name.endswith(".gz"):
+        try:
+            with gzip.open(path, "rb") as f:
+                head = f.read(352)
+                while f.read(1 << 22):
+                    pass
+        except (EOFError, OSError, zlib.error) as exc:
+            raise InputError(path, f"file is truncated or corrupt (gzip stream: {exc})") from None
+        if name.endswith(".nii.gz"):
+            _check_nifti_size(path, head, None)
+    elif name.endswith(".nii"):
+        with open(path, "rb") as f:
+            head = f.read(352)
+        _check_nifti_size(path, head, path.stat().st_size)
+
+
+def _check_nifti_size(path: Path, head: bytes, size: int | None) -> None:
+    """Compare the NIfTI-1 header's promised voxel bytes with what the file holds."""
+    import gzip
+    import struct
+
+    if len(head) < 348:
+        raise InputError(path, "file is truncated: shorter than a NIfTI header")
+    endian = "<" if struct.unpack("<i", head[:4])[0] == 348 else ">"
+    if struct.unpack(endian + "i", head[:4])[0] != 348:
+        return  # not NIfTI-1 (NIfTI-2 or other): leave it to ITK
+    dims = struct.unpack(endian + "8h", head[40:56])
+    bitpix = struct.unpack(endian + "h", head[72:74])[0]
+    vox_offset = struct.unpack(endian + "f", head[108:112])[0]
+    n = int(np.prod([max(1, d) for d in dims[1:1 + max(1, min(dims[0], 7))]]))
+    expected = int(vox_offset) + n * bitpix // 8
+    if size is None:
+        with gzip.open(path, "rb") as f:
+            size = 0
+            while chunk := f.read(1 << 22):
+                size += len(chunk)
+    if size < expected:
+        raise InputError(path, f"file is truncated: the header promises {expected} bytes of image, "
+                               f"the file holds {size}")
+
+
+def _first_line(exc: Exception) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+    # ITK messages start with a file:line location; the useful sentence is usually last
+    return lines[-1] if lines else type(exc).__name__
+
+
+def _looks_like_dicom(path: Path) -> bool:
+    try:
+        with open(path, "rb") as f:
+            head = f.read(132)
+        return head[128:132] == b"DICM"
+    except OSError:
+        return False
+
+
+def _check_geometry(vol: Volume, path: Path) -> None:
+    if min(vol.shape) < 2:
+        raise InputError(path, f"volume is not 3D enough to hold a head (grid {vol.shape})")
+    if not np.all(np.isfinite(vol.spacing)) or np.any(vol.spacing <= 0):
+        raise InputError(path, f"invalid voxel spacing {vol.spacing.tolist()}")
+    if np.any(vol.spacing > 20) or np.any(vol.spacing < 0.01):
+        raise InputError(path, f"voxel spacing {vol.spacing.round(4).tolist()} is not in millimetres "
+                               "(expected 0.01..20 mm)")
+
+
+def _read_dicom_folder(folder: Path) -> Volume:
+    try:
+        series_ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)) or ()
+    except RuntimeError as exc:
+        raise InputError(folder, f"cannot scan folder for DICOM: {_first_line(exc)}") from None
+    if not series_ids:
+        raise InputError(folder, "no DICOM series found in this folder")
+    series = {sid: sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), sid) for sid in series_ids}
+    chosen = max(series, key=lambda s: len(series[s]))
+    files = series[chosen]
+    if len(series) > 1:
+        others = ", ".join(f"{sid} ({len(series[sid])} slices)" for sid in series if sid != chosen)
+        log.warning("%s holds %d DICOM series; using %s (%d slices), ignoring %s",
+                    folder, len(series), chosen, len(files), others)
+    if len(files) < 2:
+        raise InputError(folder, f"DICOM series {chosen} has only {len(files)} slice(s); a head volume needs many")
+    _check_slice_positions(folder, files)
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(files)
+    try:
+        image = reader.Execute()
+    except RuntimeError as exc:
+        raise InputError(folder, f"cannot read DICOM series {chosen} (truncated or corrupt slice?): "
+                                 f"{_first_line(exc)}") from None
+    info = {"format": "dicom", "series_uid": chosen, "n_slices": len(files), "n_series_in_folder": len(series)}
+    vol = Volume.from_sitk(image, str(folder), info)
+    _check_geometry(vol, folder)
+    return vol
+
+
+def _check_slice_positions(folder: Path, files: tuple[str, ...]) -> None:
+    """Refuse series with a missing slice or uneven spacing (ITK would silently resample them)."""
+    positions, normal = [], None
+    reader = sitk.ImageFileReader()
+    for f in files:
+        reader.SetFileName(f)
+        try:
+            reader.ReadImageInformation()
+            pos = [float(v) for v in reader.GetMetaData("0020|0032").split("\\")]
+            if normal is None:
+                o = [float(v) for v in reader.GetMetaData("0020|0037").split("\\")]
+                normal = np.cross(o[:3], o[3:])
+        except RuntimeError:
+            raise InputError(f, "DICOM slice lacks its position/orientation (0020,0032/0037) or is corrupt") from None
+        positions.append(float(np.dot(pos, normal)))
+    z = np.sort(np.array(positions))
+    gaps = np.diff(z)
+    if np.any(gaps < 1e-6):
+        raise InputError(folder, "DICOM series has two slices at the same position (duplicates or mixed series)")
+    median = float(np.median(gaps))
+    bad = np.nonzero(np.abs(gaps - median) > _SLICE_SPACING_TOLERANCE * median)[0]
+    if bad.size:
+        i = int(bad[0])
+        what = ("a missing slice" if gaps[i] > 1.5 * median else "uneven slice spacing")
+        raise InputError(folder, f"DICOM series has {what}: slices at {z[i]:.2f} and {z[i + 1]:.2f} mm are "
+                                 f"{gaps[i]:.2f} mm apart, the series' spacing is {median:.2f} mm "
+                                 f"({bad.size} irregular gap(s))")
+
+
+def write_volume(vol: Volume, path: str | os.PathLike) -> Path:
+    """Write a volume atomically as NIfTI / NRRD / MHA (format from the suffix)."""
+    from .atomic import atomic_path
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        sitk.WriteImage(vol.to_sitk(), str(tmp), useCompression=True)
+    return path
+
+
+def write_dicom_series(vol: Volume, folder: str | os.PathLike, series_description: str = "skull2face") -> Path:
+    """Write a volume as a DICOM CT series, one file per slice along k (``slice_0000.dcm`` ...).
+
+    The geometry (ImagePositionPatient, ImageOrientationPatient, PixelSpacing) is written
+    so that `read_volume` on the folder gives back the same voxels and LPS geometry. Voxels
+    are stored as int16 with rescale slope 1 and intercept 0 (HU unchanged).
+
+    Parameters
+    ----------
+    vol : Volume
+        ``vol.voxels`` must fit in int16.
+    folder : path-like
+        Created; must not already hold DICOM files.
+    """
+    import uuid
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    if any(folder.glob("*.dcm")):
+        raise InputError(folder, "already holds .dcm files; refusing to mix series")
+    root = "2.25."  # UUID-derived UIDs need no registered root (DICOM PS3.5 B.2)
+    study, series = root + str(uuid.uuid4().int), root + str(uuid.uuid4().int)
+    frame_of_ref = root + str(uuid.uuid4().int)
+    row_dir, col_dir = vol.direction[:, 0], vol.direction[:, 1]
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    voxels = vol.voxels.astype(np.int16)
+    for k in range(vol.shape[2]):
+        img = sitk.GetImageFromArray(voxels[:, :, k].T)  # (rows=j, cols=i)
+        img.SetSpacing(vol.spacing[:2].tolist())
+        pos = vol.to_lps(np.array([[0.0, 0.0, k]]))[0]
+        tags = {
+            "0008|0016": "1.2.840.10008.5.1.4.1.1.2",  # CT Image Storage
+            "0008|0018": root + str(uuid.uuid4().int),
+            "0008|0060": "CT",
+            "0008|103e": series_description,
+            "0020|000d": study,
+            "0020|000e": series,
+            "0020|0052": frame_of_ref,
+            "0020|0013": str(k + 1),
+            "0020|0032": "\\".join(f"{v:.6f}" for v in pos),
+            "0020|0037": "\\".join(f"{v:.6f}" for v in (*row_dir, *col_dir)),
+            "0028|0030": f"{vol.spacing[1]:.6f}\\{vol.spacing[0]:.6f}",
+            "0018|0050": f"{vol.spacing[2]:.6f}",
+            "0028|1052": "0",
+            "0028|1053": "1",
+        }
+        for tag, value in tags.items():
+            img.SetMetaData(tag, value)
+        writer.SetFileName(str(folder / f"slice_{k:04d}.dcm"))
+        writer.Execute(img)
+    return folder

@@ -1,0 +1,1 @@
+"""Pictures and reports a forensic user can read without a notebook."""

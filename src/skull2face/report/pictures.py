@@ -1,0 +1,167 @@
+"""Shaded pictures of meshes (Embree ray casting) and mesh-on-slice overlays (matplotlib).
+
+Ray casting gives exact, dependency-light pictures on a headless machine: no OpenGL needed.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import trimesh
+
+from ..io.atomic import atomic_path
+
+# Views in LPS patient coordinates: (direction the camera looks along, image-up direction).
+# "front" looks at the face (from anterior, -y in LPS, toward +y); "left" at the subject's left side.
+VIEWS = {
+    "front": (np.array([0.0, 1.0, 0.0]), np.array([0.0, 0.0, 1.0])),
+    "left": (np.array([-1.0, 0.0, 0.0]), np.array([0.0, 0.0, 1.0])),
+    "right": (np.array([1.0, 0.0, 0.0]), np.array([0.0, 0.0, 1.0])),
+    "top": (np.array([0.0, 0.0, -1.0]), np.array([0.0, -1.0, 0.0])),
+}
+
+
+def shade(meshes: list[trimesh.Trimesh], colors: list[tuple[float, float, float]], look: np.ndarray,
+          up: np.ndarray, px: int = 320, alpha: list[float] | None = None) -> np.ndarray:
+    """Orthographic Lambert-shaded picture of several meshes seen along ``look``.
+
+    Parameters
+    ----------
+    meshes : list of trimesh.Trimesh
+        Coordinates in mm (any common frame).
+    colors : list of (r, g, b)
+        One colour per mesh, 0..1.
+    look, up : (3,) array
+        Viewing direction and image-up direction in the meshes' frame.
+    px : int
+        Image side in pixels; the picture frames all meshes with a small margin.
+    alpha : list of float, optional
+        Opacity per mesh; a mesh with alpha < 1 lets the nearest mesh behind it show through.
+
+    Returns
+    -------
+    np.ndarray
+        ``(px, px, 3)`` float32 RGB in 0..1, white background.
+    """
+    look = np.asarray(look, float) / np.linalg.norm(look)
+    up = np.asarray(up, float) - np.dot(up, look) * look
+    up /= np.linalg.norm(up)
+    right = np.cross(look, up)
+    pts = np.vstack([m.vertices for m in meshes])
+    centre = (pts.max(0) + pts.min(0)) / 2
+    half = 1.08 * np.max(np.abs((pts - centre) @ np.stack([right, up]).T))
+    u = np.linspace(-half, half, px)
+    uu, vv = np.meshgrid(u, -u)
+    origins = centre - look * (np.max(np.abs((pts - centre) @ look)) + 10.0) \
+        + uu.reshape(-1, 1) * right + vv.reshape(-1, 1) * up
+    dirs = np.tile(look, (len(origins), 1))
+    alpha = alpha or [1.0] * len(meshes)
+    light = -look + 0.4 * up - 0.3 * right
+    light /= np.linalg.norm(light)
+    depth = [np.full(len(origins), np.inf) for _ in meshes]
+    lum = [np.zeros(len(origins)) for _ in meshes]
+    for i, m in enumerate(meshes):
+        tri = m.ray.intersects_first(origins, dirs)
+        hit = tri >= 0
+        if not hit.any():
+            continue
+        n = m.face_normals[tri[hit]]
+        cos = np.abs(n @ light)  # two-sided: open surfaces look right from behind too
+        lum[i][hit] = 0.25 + 0.75 * cos
+        centres = m.triangles_center[tri[hit]]
+        depth[i][hit] = (centres - origins[hit]) @ look
+    img = np.ones((len(origins), 3))
+    order = np.argsort(np.stack(depth), axis=0)[::-1]  # far to near: composite back to front
+    for rank in range(len(meshes)):
+        idx = order[rank]
+        for i in range(len(meshes)):
+            sel = (idx == i) & np.isfinite(depth[i])
+            if sel.any():
+                c = np.asarray(colors[i]) * lum[i][sel, None]
+                img[sel] = (1 - alpha[i]) * img[sel] + alpha[i] * c
+    return img.reshape(px, px, 3).astype(np.float32)
+
+
+def save_png(fig, path: str | os.PathLike) -> Path:
+    """Save a matplotlib figure atomically and close it."""
+    import matplotlib.pyplot as plt
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def extraction_figure(skin: trimesh.Trimesh, skull: trimesh.Trimesh | None, volume=None,
+                      title: str = ""):
+    """Picture of an extraction: skin and skull from the front and the side, and both
+    surfaces' outlines on the mid-axial and mid-sagittal slices of the volume, which shows
+    that the meshes sit in the volume's own coordinates.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    skin_c, bone_c = (0.93, 0.75, 0.62), (0.95, 0.93, 0.85)
+    n_cols = 4 if volume is not None else 3
+    fig, axes = plt.subplots(1, n_cols + (1 if volume is not None else 0), figsize=(4 * (n_cols + 1), 4.4))
+    axes = np.atleast_1d(axes)
+    panels = [("skin, front", [skin], [skin_c], "front"), ("skin, left side", [skin], [skin_c], "left")]
+    if skull is not None:
+        panels.append(("skull, front", [skull], [bone_c], "front"))
+    for ax, (name, ms, cs, view) in zip(axes, panels):
+        ax.imshow(shade(ms, cs, *VIEWS[view]))
+        ax.set_title(name)
+        ax.axis("off")
+    for ax in axes[len(panels):]:
+        ax.axis("off")
+    if volume is not None:
+        _slice_overlay(axes[-2], volume, skin, skull, plane="axial")
+        _slice_overlay(axes[-1], volume, skin, skull, plane="sagittal")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def _slice_overlay(ax, volume, skin, skull, plane: str) -> None:
+    """Draw a volume slice in LPS mm with the meshes' cross-sections on it."""
+    # a plane through the head's centre, perpendicular to S (axial) or L (sagittal)
+    centre = skin.bounds.mean(axis=0)
+    if plane == "axial":
+        normal, (a, b), label = np.array([0.0, 0.0, 1.0]), (0, 1), ("L (mm)", "P (mm)")
+    else:
+        normal, (a, b), label = np.array([1.0, 0.0, 0.0]), (1, 2), ("P (mm)", "S (mm)")
+    # sample the volume on a regular LPS grid on the plane (nearest voxel)
+    lo, hi = skin.bounds[0] - 10, skin.bounds[1] + 10
+    step = float(min(volume.spacing)) * 0.75
+    ga, gb = np.arange(lo[a], hi[a], step), np.arange(lo[b], hi[b], step)
+    A, B = np.meshgrid(ga, gb)
+    pts = np.zeros((A.size, 3))
+    pts[:, a], pts[:, b] = A.ravel(), B.ravel()
+    pts[:, 3 - a - b] = centre[3 - a - b]
+    lps_to_index = np.linalg.inv(volume.index_to_lps)
+    ijk = np.rint(pts @ lps_to_index[:3, :3].T + lps_to_index[:3, 3]).astype(int)
+    inside = np.all((ijk >= 0) & (ijk < np.array(volume.shape)), axis=1)
+    img = np.full(A.size, -1024.0)
+    img[inside] = volume.voxels[ijk[inside, 0], ijk[inside, 1], ijk[inside, 2]]
+    ax.imshow(img.reshape(A.shape), cmap="gray", vmin=-1000, vmax=1500, origin="lower",
+              extent=(ga[0], ga[-1], gb[0], gb[-1]))
+    for mesh, colour, name in ((skin, "tab:orange", "skin"), (skull, "tab:cyan", "skull")):
+        if mesh is None:
+            continue
+        sec = mesh.section(plane_origin=centre, plane_normal=normal)
+        if sec is None:
+            continue
+        for seg in sec.discrete:
+            ax.plot(seg[:, a], seg[:, b], color=colour, lw=0.9)
+        ax.plot([], [], color=colour, label=name)
+    ax.set_xlabel(label[0])
+    ax.set_ylabel(label[1])
+    ax.set_title(f"{plane} slice, meshes overlaid")
+    ax.legend(loc="lower right", fontsize=7)
+    ax.set_aspect("equal")

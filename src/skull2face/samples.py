@@ -1,0 +1,42 @@
+"""Paths of the real data bundled with the package (see ``skull2face/data/README.md``).
+
+Works the same in an editable and in a normal install: the files are package data.
+Nothing is ever downloaded.
+"""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+# name -> path relative to the package's data folder
+_SAMPLES = {
+    "headsq": "ct/headsq.nii.gz",
+    "cranium": "ct/cranium_ct0051.nii.gz",
+    "tissue": "tissue/fstt_hona_stephan_2024.csv",
+}
+
+
+def names() -> list[str]:
+    """Names of the bundled samples, for ``path``."""
+    return sorted(_SAMPLES)
+
+
+def data_dir() -> Path:
+    """The folder holding the bundled data."""
+    return Path(str(resources.files("skull2face") / "data"))
+
+
+def path(name: str) -> Path:
+    """Path of a bundled sample by name (e.g. ``"headsq"``) or by relative file name.
+
+    Raises
+    ------
+    KeyError
+        If no such sample is bundled; the message lists the ones that are.
+    """
+    rel = _SAMPLES.get(name, name)
+    p = data_dir() / rel
+    if not p.is_file():
+        raise KeyError(f"no bundled sample {name!r}; bundled: {', '.join(names())}")
+    return p
