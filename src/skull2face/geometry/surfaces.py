@@ -41,7 +41,7 @@ class SurfaceSettings:
     ----------
     skin_threshold, bone_threshold : float or None
         Iso-values. ``None`` means the default for the intensity kind: -300 / 300 HU for CT,
-        multi-level Otsu for ``intensity="raw"``.
+        automatic (see ``intensity``) for ``intensity="raw"``.
     intensity : {"hu", "raw"}
         "hu" checks that the volume looks like Hounsfield units; "raw" accepts any scale
         (uint8 CT exports, MR) and picks thresholds by Otsu unless given.
@@ -91,12 +91,13 @@ def default_thresholds(vol: Volume, settings: SurfaceSettings) -> tuple[float, f
     if settings.intensity != "raw":
         raise ValueError(f"intensity must be 'hu' or 'raw', not {settings.intensity!r}")
     if skin_t is None or bone_t is None:
-        from skimage.filters import threshold_multiotsu
+        from skimage.filters import threshold_multiotsu, threshold_triangle
 
         sample = vol.voxels[::2, ::2, ::2].astype(np.float32).ravel()
-        t1, t2 = threshold_multiotsu(sample, classes=3)
-        skin_t = float(t1) if skin_t is None else skin_t
-        bone_t = float(t2) if bone_t is None else bone_t
+        # skin: the foot of the background peak (triangle method). Otsu splits background from
+        # the brain instead, which on T1 MR drops the darker skin over nose and cheeks.
+        skin_t = float(threshold_triangle(sample)) if skin_t is None else skin_t
+        bone_t = float(threshold_multiotsu(sample, classes=3)[1]) if bone_t is None else bone_t
     return float(skin_t), float(bone_t)
 
 
