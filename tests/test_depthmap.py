@@ -11,6 +11,7 @@ import trimesh
 
 from skull2face.errors import InputError
 from skull2face.geometry.depthmap import (
+    HEAD_MAP_CENTRE,
     DepthMap,
     RenderSpec,
     denormalise,
@@ -81,10 +82,15 @@ def test_sphere_heights_match_analytic(sphere):
 
 def test_pixel_convention():
     """Row 0 is the top (+y); the left image column is -x (the subject's right)."""
-    spec = RenderSpec(size=(64, 64), mm_per_px=2.0)
+    spec = RenderSpec(size=(64, 64), mm_per_px=2.0, centre=(0.0, 0.0))
     x, y = spec.xy_grid()
     assert x[0, 0] == pytest.approx(-63.0) and y[0, 0] == pytest.approx(63.0)
     assert x[-1, -1] == pytest.approx(63.0) and y[-1, -1] == pytest.approx(-63.0)
+    # head maps are centred 40 mm below nasion, so forehead to chin fit
+    shifted = RenderSpec(size=(64, 64), mm_per_px=2.0, centre=HEAD_MAP_CENTRE)
+    xs, ys = shifted.xy_grid()
+    assert xs[0, 0] == pytest.approx(-63.0) and ys[0, 0] == pytest.approx(63.0 - 40.0)
+    np.testing.assert_allclose(shifted.head_to_pixel([[xs[5, 9], ys[5, 9], 0.0]]), [[5, 9]], atol=1e-12)
     # a small box on the subject's upper left
     box = trimesh.creation.box(bounds=[[20, 30, -5], [40, 50, 5]])
     dm = render(box, spec)

@@ -26,7 +26,7 @@ def _add_extract(sub) -> None:
     p.add_argument("--skin-threshold", type=float, default=None, help="skin iso-value (default -300 HU)")
     p.add_argument("--bone-threshold", type=float, default=None, help="bone iso-value (default 300 HU)")
     p.add_argument("--intensity", choices=("hu", "raw"), default="hu",
-                   help="'raw' for volumes not in HU (uint8 exports, MR): Otsu thresholds unless given")
+                   help="'raw' for volumes not in HU (uint8 exports, MR): automatic thresholds unless given")
     p.add_argument("--skin-only", action="store_true", help="extract the skin only (MR heads)")
     p.add_argument("--opening", type=int, default=2, metavar="VOXELS",
                    help="opening that cuts the head free of table/holder (default 2)")
@@ -47,6 +47,141 @@ def _run_extract(args) -> int:
                                target_faces=args.target_faces)
     rec = extract(args.volume, args.out, settings, picture=not args.no_picture)
     print(f"wrote {', '.join(rec['outputs'].values())} and extract.json to {args.out}")
+    return 0
+
+
+def _add_pose_options(p) -> None:
+    g = p.add_argument_group("coarse pose (before landmarks are known)")
+    g.add_argument("--pose", choices=("auto", "lps", "scan"), default="auto",
+                   help="'lps': mesh in a CT's LPS mm (as extract writes); 'scan': unknown pose, found from "
+                        "symmetry and shape; 'auto' (default): lps when extract.json sits beside the mesh")
+    g.add_argument("--front", default=None, metavar="AXIS",
+                   help="where the face looks, in the mesh's coordinates: +x, -y, ... or 'a,b,c'")
+    g.add_argument("--up", default=None, metavar="AXIS", help="the top of the head, like --front")
+
+
+def _pose_settings(args):
+    from .landmarking import PoseSettings
+
+    return PoseSettings(pose=args.pose, front=args.front, up=args.up)
+
+
+def _add_landmarks(sub) -> None:
+    p = sub.add_parser("landmarks", help="detect (or check given) landmarks on a skull or face mesh",
+                       description="Locate the paper's Table 1 (skull) or Table 2 (face) landmarks on a mesh. "
+                                   "Given landmarks always win; the rest are detected; landmarks that cannot "
+                                   "exist on the input (e.g. a chin on a CT cut at the lip) are reported missing.")
+    p.add_argument("mesh", help="skull or face mesh (PLY/OBJ/STL/OFF/GLB, mm)")
+    p.add_argument("--surface", choices=("skull", "face"), default=None,
+                   help="default: from the file name (skull*, skin*/face*)")
+    p.add_argument("--landmarks", default=None, metavar="FILE",
+                   help="given landmarks: JSON, Slicer .mrk.json/.fcsv, MeshLab .pp or CSV")
+    p.add_argument("--out", default=None, metavar="FILE.json", help="write the landmarks (canonical JSON)")
+    _add_pose_options(p)
+    p.set_defaults(func=_run_landmarks)
+
+
+def _run_landmarks(args) -> int:
+    from .landmarking import find_landmarks, summary, table
+
+    lms = find_landmarks(args.mesh, args.out, args.surface, args.landmarks, _pose_settings(args))
+    print(table(lms))
+    print(f"{summary(lms)}" + (f"; wrote {args.out}" if args.out else ""))
+    return 0
+
+
+def _add_render(sub) -> None:
+    p = sub.add_parser("render", help="skull and/or face meshes -> depth maps in one head frame",
+                       description="Render orthographic depth maps (float32 mm + mask + render spec + preview) of "
+                                   "one or two meshes in the head frame placed from the FIRST mesh's landmarks, "
+                                   "e.g. skull.ply skin.ply from extract.")
+    p.add_argument("meshes", nargs="+", help="one skull and/or one face mesh; the first defines the frame")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--landmarks", nargs="+", default=None, metavar="FILE",
+                   help="given landmark files, one per mesh in the same order ('-' for none)")
+    p.add_argument("--surface", nargs="+", default=None, choices=("skull", "face"),
+                   help="surface of each mesh (default: from the file names)")
+    p.add_argument("--size", type=int, default=256, help="map side in pixels (default 256)")
+    p.add_argument("--mm-per-px", type=float, default=1.0, help="pixel pitch in mm (default 1.0)")
+    p.add_argument("--no-picture", action="store_true", help="skip render.png")
+    _add_pose_options(p)
+    p.set_defaults(func=_run_render)
+
+
+def _run_render(args) -> int:
+    from .rendering import RenderSettings, render_meshes
+
+    lm = [None if f in (None, "-") else f for f in (args.landmarks or [])]
+    settings = RenderSettings(size=args.size, mm_per_px=args.mm_per_px, pose=_pose_settings(args))
+    rec = render_meshes(args.meshes, args.out, lm, args.surface, settings, picture=not args.no_picture)
+    for it in rec["items"]:
+        print(f"{it['surface']}: {it['valid_pixels']} valid pixels; landmarks {it['landmarks']}")
+    print(f"wrote depth maps, landmarks, frame.json, render.json{', render.png' if not args.no_picture else ''} "
+          f"to {args.out}")
+    return 0
+
+
+def _add_depth2mesh(sub) -> None:
+    p = sub.add_parser("depth2mesh", help="a depth map back to a mesh in the input's own coordinates")
+    p.add_argument("map", help="depth map (.npz with its .json spec beside it)")
+    p.add_argument("--out", required=True, metavar="MESH", help="output mesh (.ply/.obj/.stl/.off/.glb)")
+    p.add_argument("--max-jump", type=float, default=None, metavar="MM",
+                   help="no triangle spans a depth jump larger than this (default 5 pixels)")
+    p.set_defaults(func=_run_depth2mesh)
+
+
+def _run_depth2mesh(args) -> int:
+    from .rendering import depth2mesh
+
+    rec = depth2mesh(args.map, args.out, args.max_jump)
+    print(f"wrote {args.out}: {rec['vertices']} vertices, {rec['faces']} triangles")
+    return 0
+
+
+def _add_dataset(sub) -> None:
+    p = sub.add_parser("dataset", help="build the training dataset (real pairs, synthetic population, unpaired sets)")
+    dsub = p.add_subparsers(dest="dataset_command", metavar="ACTION", required=True)
+    b = dsub.add_parser("build", help="real head CTs + real faces -> dataset folder",
+                        description="Build a C2F-style dataset: one real pair per CT, synthetic pairs grown from "
+                                    "each real head (shape warps + published tissue thickness), unpaired skulls, "
+                                    "unpaired faces (bundled real MRI skins and face scans, then Surrey Face Model "
+                                    "samples), split by source head, with a statistics report.")
+    b.add_argument("--ct", nargs="+", default=None, metavar="CT",
+                   help="head CT volumes (default: both bundled real CTs)")
+    b.add_argument("--out", required=True, help="new output folder")
+    b.add_argument("--test-head", nargs="*", default=None, metavar="NAME",
+                   help="head(s) held out as the test split, by CT file stem (default: headsq when bundled)")
+    b.add_argument("--n-paired", type=int, default=100, help="synthetic pairs per CT head (default 100)")
+    b.add_argument("--n-skulls", type=int, default=30, help="unpaired skulls per CT head (default 30)")
+    b.add_argument("--n-sfm", type=int, default=40, help="Surrey Face Model faces (default 40)")
+    b.add_argument("--no-real-faces", action="store_true", help="leave out the bundled real MRI/scan faces")
+    b.add_argument("--size", type=int, default=256, help="map side in pixels (default 256)")
+    b.add_argument("--mm-per-px", type=float, default=1.0, help="pixel pitch in mm (default 1.0)")
+    b.add_argument("--shape-amplitude", type=float, default=1.0, help="warp size in population SDs (default 1)")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--workers", type=int, default=2, help="processes (default 2)")
+    b.set_defaults(func=_run_dataset_build)
+
+
+def _run_dataset_build(args) -> int:
+    from . import samples
+    from .dataset.build import DatasetSettings, build_dataset, head_name
+
+    cts = args.ct or [str(samples.path("headsq")), str(samples.path("cranium"))]
+    test = args.test_head
+    if test is None:
+        test = ["headsq"] if "headsq" in [head_name(c) for c in cts] else []
+    settings = DatasetSettings(n_paired=args.n_paired, n_skulls=args.n_skulls, n_sfm=args.n_sfm,
+                               real_faces=not args.no_real_faces, test_heads=list(test), size=args.size,
+                               mm_per_px=args.mm_per_px, shape_amplitude=args.shape_amplitude, seed=args.seed,
+                               workers=args.workers)
+    man = build_dataset(cts, args.out, settings)
+    counts: dict[str, int] = {}
+    for s in man["samples"]:
+        counts[f"{s['kind']} ({s['split']})"] = counts.get(f"{s['kind']} ({s['split']})", 0) + 1
+    for k, v in sorted(counts.items()):
+        print(f"{v:6d}  {k}")
+    print(f"wrote {len(man['samples'])} samples, manifest.json, dataset.json and report/ to {args.out}")
     return 0
 
 
@@ -73,6 +208,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-q", "--quiet", action="store_true", help="log warnings and errors only")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _add_extract(sub)
+    _add_landmarks(sub)
+    _add_render(sub)
+    _add_depth2mesh(sub)
+    _add_dataset(sub)
     _add_samples(sub)
     return parser
 

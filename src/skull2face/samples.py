@@ -11,8 +11,23 @@ from pathlib import Path
 
 # name -> path relative to the package's data folder
 _SAMPLES = {
+    # real head CTs with intact faces: the paired data
     "headsq": "ct/headsq.nii.gz",
     "cranium": "ct/cranium_ct0051.nii.gz",
+    # real T1 MRI heads (skin only): real unpaired faces
+    "mri_philips": "mri/philips_t1_mprage_1mm.nii.gz",
+    "mri_siemens": "mri/siemens_xa30_t1_2mm.nii.gz",
+    # real 3D face scans and the public Surrey face model
+    "humface": "faces/humface_rvcg.obj",
+    "humface_landmarks": "faces/humface_rvcg_landmarks.txt",
+    "james": "faces/james_menpo3d.ply",
+    "james_landmarks": "faces/james_menpo3d.ljson",
+    "leeperrysmith": "faces/leeperrysmith_headscan.ply",
+    "sfm": "faces/sfm_shape_3448.npz",
+    "sfm_ibug": "faces/ibug_to_sfm.txt",
+    # a real skull mesh in arbitrary pose, no mandible: a typical user input
+    "arothron_skull": "skulls/human_skull_arothron.ply",
+    # published soft-tissue thickness
     "tissue": "tissue/fstt_hona_stephan_2024.csv",
 }
 

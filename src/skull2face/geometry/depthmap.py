@@ -5,11 +5,12 @@ a ray travelling along -z, i.e. the surface seen when looking at the face. Pixel
 misses the mesh are NaN and ``False`` in the mask. Depth is always float32 millimetres, never
 8-bit; the [0, 1] values a network sees come from `normalise` and go back through `denormalise`.
 
-Pixel grid (see `RenderSpec`): the image is centred on the head-frame origin (nasion), row 0 is
-the top (+y up), and the left image column is -x, the subject's right, as when facing the
-subject. Pixel ``(r, c)`` has its centre at
+Pixel grid (see `RenderSpec`): the image is centred on the head-frame point ``centre``
+(for head maps `HEAD_MAP_CENTRE`, 40 mm below nasion, so forehead to chin fit), row 0 is the top (+y up), and the left
+image column is -x, the subject's right, as when facing the subject. Pixel ``(r, c)`` has its
+centre at
 
-    x = (c - (W - 1) / 2) * s,    y = ((H - 1) / 2 - r) * s,    s = mm_per_px.
+    x = (c - (W - 1) / 2) * s + cx,    y = ((H - 1) / 2 - r) * s + cy,    s = mm_per_px.
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ from .frame import apply, as_rigid, invert_rigid
 # (tragion ~90 mm behind nasion) without spending range on the back of the skull.
 DEFAULT_Z_NEAR = -150.0
 DEFAULT_Z_FAR = 50.0
+# Head-frame (x, y) of the centre of face and skull maps (pass it as ``RenderSpec.centre``).
+# Nasion is the origin; the face spans from the hairline (~+70 mm) to below the chin (menton
+# ~-120 mm), so head maps are centred 40 mm below nasion: a 256 mm map then covers
+# y = +88 .. -168 mm. A bare RenderSpec is centred on the origin.
+HEAD_MAP_CENTRE = (0.0, -40.0)
 # depth_to_mesh drops triangles spanning more than this many pixels' worth of depth: a slope
 # of 5 (79 degrees from the view axis) is steeper than any facial or cranial surface seen from
 # the front, so such triangles would only bridge occlusion edges (nose side, skull->background).
@@ -59,6 +65,8 @@ class RenderSpec:
         Head-frame z (mm) of the depth range used by `normalise`: ``z_near`` maps to 0 and
         ``z_far`` to 1; ``z_near < z_far``. They do not clip rendering: heights outside the
         range are stored as rendered and only clipped when normalised.
+    centre : (float, float)
+        Head-frame (x, y) in mm of the image centre; head maps use `HEAD_MAP_CENTRE`.
     source_sha256 : dict of str to str
         Optional provenance, e.g. ``{"mesh": "<sha256 of the input file>"}``.
     """
@@ -68,6 +76,7 @@ class RenderSpec:
     frame: np.ndarray = field(default_factory=lambda: np.eye(4))
     z_near: float = DEFAULT_Z_NEAR
     z_far: float = DEFAULT_Z_FAR
+    centre: tuple[float, float] = (0.0, 0.0)
     source_sha256: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -83,6 +92,10 @@ class RenderSpec:
         if not (np.isfinite(self.z_near) and np.isfinite(self.z_far) and self.z_near < self.z_far):
             raise ValueError(f"need finite z_near < z_far, got {self.z_near}, {self.z_far}")
         self.source_sha256 = {str(k): str(v) for k, v in dict(self.source_sha256).items()}
+        centre = np.asarray(self.centre, dtype=np.float64).reshape(-1)
+        if centre.shape != (2,) or not np.all(np.isfinite(centre)):
+            raise ValueError(f"centre must be two finite numbers (x, y) in mm, got {self.centre!r}")
+        self.centre = (float(centre[0]), float(centre[1]))
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, RenderSpec):
@@ -103,8 +116,8 @@ class RenderSpec:
         """
         h, w = self.size
         s = self.mm_per_px
-        x = (np.arange(w) - (w - 1) / 2.0) * s
-        y = ((h - 1) / 2.0 - np.arange(h)) * s
+        x = (np.arange(w) - (w - 1) / 2.0) * s + self.centre[0]
+        y = ((h - 1) / 2.0 - np.arange(h)) * s + self.centre[1]
         return np.broadcast_to(x, (h, w)), np.broadcast_to(y[:, None], (h, w))
 
     def head_to_pixel(self, points_head: Any) -> np.ndarray:
@@ -122,8 +135,8 @@ class RenderSpec:
         """
         p = np.asarray(points_head, dtype=np.float64)
         h, w = self.size
-        col = p[..., 0] / self.mm_per_px + (w - 1) / 2.0
-        row = (h - 1) / 2.0 - p[..., 1] / self.mm_per_px
+        col = (p[..., 0] - self.centre[0]) / self.mm_per_px + (w - 1) / 2.0
+        row = (h - 1) / 2.0 - (p[..., 1] - self.centre[1]) / self.mm_per_px
         return np.stack([row, col], axis=-1)
 
     def to_json(self) -> dict[str, Any]:
@@ -136,6 +149,7 @@ class RenderSpec:
             "frame": self.frame.tolist(),
             "z_near": self.z_near,
             "z_far": self.z_far,
+            "centre": list(self.centre),
             "source_sha256": dict(self.source_sha256),
         }
 
@@ -146,7 +160,7 @@ class RenderSpec:
             raise ValueError(f"not a render spec (format {data.get('format')!r})")
         return cls(size=tuple(data["size"]), mm_per_px=data["mm_per_px"],
                    frame=np.asarray(data["frame"], dtype=np.float64),
-                   z_near=data["z_near"], z_far=data["z_far"],
+                   z_near=data["z_near"], z_far=data["z_far"], centre=tuple(data.get("centre", (0.0, 0.0))),
                    source_sha256=data.get("source_sha256") or {})
 
 
@@ -405,7 +419,8 @@ def _write_preview(dm: DepthMap, target: Path) -> None:
     ax = fig.add_subplot()
     s = dm.spec.mm_per_px
     # extent in head-frame mm: left edge is -x (subject's right), top is +y
-    extent = (-w * s / 2, w * s / 2, -h * s / 2, h * s / 2)
+    cx, cy = dm.spec.centre
+    extent = (cx - w * s / 2, cx + w * s / 2, cy - h * s / 2, cy + h * s / 2)
     img = np.ma.masked_invalid(dm.height)
     vmin, vmax = (float(img.min()), float(img.max())) if dm.mask.any() else (dm.spec.z_near, dm.spec.z_far)
     cmap = matplotlib.colormaps["viridis"].with_extremes(bad=(0.0, 0.0, 0.0, 0.0))
@@ -480,6 +495,7 @@ def load_depthmap(path: str | os.PathLike) -> DepthMap:
 
 __all__ = [
     "DEFAULT_MAX_JUMP_PX",
+    "HEAD_MAP_CENTRE",
     "DEFAULT_Z_FAR",
     "DEFAULT_Z_NEAR",
     "DepthMap",

@@ -165,3 +165,71 @@ def _slice_overlay(ax, volume, skin, skull, plane: str) -> None:
     ax.set_title(f"{plane} slice, meshes overlaid")
     ax.legend(loc="lower right", fontsize=7)
     ax.set_aspect("equal")
+
+
+def hillshade(height: np.ndarray, mm_per_px: float = 1.0) -> np.ndarray:
+    """Shaded relief of a depth map (lit from the upper left), NaN where the map is invalid.
+
+    Parameters
+    ----------
+    height : (H, W) float32 mm, NaN outside the surface.
+
+    Returns
+    -------
+    (H, W) float64 in 0..1, NaN outside.
+    """
+    gy, gx = np.gradient(np.nan_to_num(height, nan=np.nanmin(height) if np.isfinite(height).any() else 0.0),
+                         mm_per_px)
+    # row index grows downward while y grows upward: flip the row gradient
+    n = np.stack([-gx, gy, np.ones_like(gx)], axis=-1)
+    n /= np.linalg.norm(n, axis=-1, keepdims=True)
+    light = np.array([-0.5, 0.6, 1.0])
+    light /= np.linalg.norm(light)
+    shade = np.clip(n @ light, 0, 1)
+    return np.where(np.isfinite(height), 0.2 + 0.8 * shade, np.nan)
+
+
+def depthmap_landmarks_figure(maps: dict, landmarks_head: dict):
+    """Depth maps side by side (shaded relief), with landmarks drawn and labelled.
+
+    Parameters
+    ----------
+    maps : dict of str to DepthMap
+        E.g. ``{"skull": dm1, "face": dm2}``, all with one render spec.
+    landmarks_head : dict of str to LandmarkSet
+        Landmarks in head-frame mm per surface; ``meta[name]["source"]`` colours the marker
+        (given: blue, detected: red).
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(maps), figsize=(6.2 * len(maps), 6.6))
+    axes = np.atleast_1d(axes)
+    for ax, (surface, dm) in zip(axes, maps.items()):
+        spec = dm.spec
+        h, w = spec.size
+        s = spec.mm_per_px
+        cx, cy = spec.centre
+        extent = (cx - w * s / 2, cx + w * s / 2, cy - h * s / 2, cy + h * s / 2)
+        ax.imshow(hillshade(dm.height, s), cmap="gray", vmin=0, vmax=1, extent=extent, interpolation="nearest")
+        lms = landmarks_head.get(surface)
+        missing = []
+        if lms is not None:
+            for name, meta in lms.meta.items():
+                if name not in lms.points:
+                    missing.append(name)
+                    continue
+                x, y, _ = lms.points[name]
+                colour = "tab:blue" if meta.get("source") == "given" else "tab:red"
+                marker = "o" if meta.get("confidence", "high") != "low" else "x"
+                ax.plot(x, y, marker, color=colour, ms=5, mec="white", mew=0.6)
+                ax.annotate(name, (x, y), xytext=(3, 3), textcoords="offset points", fontsize=7, color=colour)
+        ax.set_title(f"{surface}: depth map in the head frame" + (f"\nmissing: {', '.join(missing)}" if missing else ""),
+                     fontsize=9)
+        ax.set_xlabel("x (mm, subject's left →)")
+        ax.set_ylabel("y (mm, up)")
+    fig.text(0.01, 0.01, "red: detected (x = low confidence), blue: given", fontsize=8)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,376 @@
+"""Stage ``dataset build``: real head CTs and real faces -> a C2F-style training folder.
+
+What a dataset holds (format: ``docs/dataset-format.md``):
+
+* **real pairs**: each CT gives one paired sample (skull map, face map, landmarks);
+* **synthetic pairs** grown from each real head in 3D before rendering: a smooth shape warp
+  of skull and skin together plus a soft-tissue rescale drawn from the published thickness
+  table (`skull2face.geometry.warp`); every sample records its parameters;
+* **unpaired skulls**: further, independent shape warps of the real skulls;
+* **unpaired faces**: the real MRI skins and face scans first, then Surrey Face Model
+  samples, placed in the head frame by fitting their landmarks to the mean face landmarks
+  of the training pairs in the skull frame (so a face without a skull sits where a face
+  over a skull would);
+* a statistics report (grid of samples; population thickness against the published table).
+
+Splits are by source head: every sample derived from a ``test_heads`` CT is in ``test``, so
+no warp of a test head is ever trained on. Work is spread over a process pool; every sample's
+random stream is derived from ``(seed, head, kind, index)``, so the result does not depend on
+the number of workers.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import pickle
+import tempfile
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import multiprocessing as mp
+import numpy as np
+import trimesh
+from tqdm import tqdm
+
+from .. import __version__
+from ..errors import InputError
+from ..geometry.depthmap import DEFAULT_Z_FAR, DEFAULT_Z_NEAR, HEAD_MAP_CENTRE, RenderSpec, render, save_depthmap
+from ..geometry.frame import apply, head_frame, rigid_fit
+from ..io.atomic import write_json
+from ..io.landmarks import LandmarkSet, write_landmarks
+from ..io.volumes import file_sha256
+
+log = logging.getLogger(__name__)
+
+_KIND_CODE = {"paired": 1, "unpaired-skull": 2, "unpaired-face": 3}
+# Brain centre in the skull head frame (origin at nasion): about 80 mm behind and 10 mm below
+# nasion in an adult (glabella-opisthocranion ~190 mm). Bone normals at landmarks are turned
+# to point away from it.
+_HEAD_CENTRE = np.array([0.0, -10.0, -80.0])
+
+
+@dataclass
+class DatasetSettings:
+    """Resolved settings of a dataset build (written to ``dataset.json``).
+
+    Attributes
+    ----------
+    n_paired : int
+        Synthetic paired samples per CT head (besides its real pair).
+    n_skulls : int
+        Unpaired skull samples per CT head.
+    n_sfm : int
+        Surrey Face Model samples (unpaired faces), in addition to the real faces.
+    real_faces : bool
+        Include the bundled real MRI skins and face scans as unpaired faces.
+    test_heads : list of str
+        CT head names (file stem) whose samples form the test split.
+    size, mm_per_px, z_near, z_far
+        Render spec shared by every map.
+    shape_amplitude : float
+        Shape-warp size in population SDs (see `skull2face.geometry.warp`).
+    target_faces : int
+        Source meshes are decimated to about this many triangles before sampling (speed).
+    seed, workers : int
+    """
+
+    n_paired: int = 100
+    n_skulls: int = 30
+    n_sfm: int = 40
+    real_faces: bool = True
+    test_heads: list = field(default_factory=list)
+    size: int = 256
+    mm_per_px: float = 1.0
+    z_near: float = DEFAULT_Z_NEAR
+    z_far: float = DEFAULT_Z_FAR
+    shape_amplitude: float = 1.0
+    target_faces: int = 120_000
+    seed: int = 0
+    workers: int = 2
+
+
+def head_name(path: str | os.PathLike) -> str:
+    """A CT's head name: its file name without volume suffixes (cranium_ct0051.nii.gz -> cranium_ct0051)."""
+    name = Path(path).name
+    for suffix in (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd"):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+# ---------------------------------------------------------------------------- source heads
+
+def prepare_head(ct_path: str | os.PathLike, target_faces: int) -> dict:
+    """Extract, decimate and landmark one real CT head (skull and skin in LPS mm)."""
+    from ..geometry.pose import lps_frame
+    from ..geometry.surfaces import SurfaceSettings, extract_surfaces
+    from ..io.volumes import read_volume
+    from ..anatomy.detect import detect_landmarks
+
+    vol = read_volume(ct_path)
+    surf = extract_surfaces(vol, SurfaceSettings(target_faces=target_faces))
+    skull_lms = detect_landmarks(surf.skull, "skull", lps_frame(surf.skull))
+    skin_lms = detect_landmarks(surf.skin, "face", lps_frame(surf.skin))
+    try:
+        head_frame(skull_lms.points, "skull")
+    except ValueError as exc:
+        raise InputError(ct_path, f"cannot place the head frame from the detected skull landmarks: {exc}") from None
+    return {"name": head_name(ct_path), "path": str(ct_path), "sha256": file_sha256(ct_path),
+            "skull": (np.asarray(surf.skull.vertices), np.asarray(surf.skull.faces)),
+            "skin": (np.asarray(surf.skin.vertices), np.asarray(surf.skin.faces)),
+            "skull_landmarks": skull_lms, "skin_landmarks": skin_lms}
+
+
+def _bone_normals(skull: trimesh.Trimesh, points: np.ndarray, frame: np.ndarray) -> np.ndarray:
+    """Unit outward bone normals (input coordinates) at points on the skull."""
+    import igl
+
+    _, fi, _ = igl.point_mesh_squared_distance(points, np.asarray(skull.vertices), np.asarray(skull.faces))
+    n = skull.face_normals[fi]
+    centre = apply(np.linalg.inv(frame), _HEAD_CENTRE[None])[0]
+    flip = np.einsum("ij,ij->i", n, points - centre) < 0
+    n[flip] *= -1
+    return n
+
+
+def la_targets(skull: trimesh.Trimesh, skull_lms: dict, frame: np.ndarray) -> list:
+    """``[name, s_i, s_i + t_i n_i]`` in head-frame mm for every skull landmark with a published
+    thickness (mean of Hona & Stephan 2024; stand-ins as the table names them)."""
+    from ..anatomy.tissue import thickness_for
+
+    names_, pts = [], []
+    for name, p in skull_lms.items():
+        p = np.asarray(p, dtype=np.float64)
+        if np.all(np.isfinite(p)):
+            names_.append(name)
+            pts.append(p)
+    if not pts:
+        return []
+    pts = np.array(pts)
+    normals = _bone_normals(skull, pts, frame)
+    out = []
+    for name, s, n in zip(names_, pts, normals):
+        try:
+            t = thickness_for(name).mean_mm
+        except KeyError:
+            continue
+        s_h = apply(frame, s[None])[0]
+        tgt_h = apply(frame, (s + t * n)[None])[0]
+        out.append([name, s_h.round(4).tolist(), tgt_h.round(4).tolist()])
+    return out
+
+
+# ------------------------------------------------------------------- worker-side sampling
+
+_WORKER: dict = {}
+
+
+def _init_worker(cache_path: str, out_dir: str, settings: dict) -> None:
+    # Each worker loads the decimated real heads once and builds their tissue fields lazily.
+    with open(cache_path, "rb") as f:
+        _WORKER["heads"] = pickle.load(f)
+    _WORKER["out"] = Path(out_dir)
+    _WORKER["settings"] = settings
+    _WORKER["fields"] = {}
+
+
+def _field(name: str):
+    from ..geometry.warp import TissueField
+
+    if name not in _WORKER["fields"]:
+        h = _WORKER["heads"][name]
+        _WORKER["fields"][name] = TissueField(h["skull"], h["skin"])
+    return _WORKER["fields"][name]
+
+
+def _spec(settings: dict, frame: np.ndarray, sha: dict) -> RenderSpec:
+    return RenderSpec(size=(settings["size"], settings["size"]), mm_per_px=settings["mm_per_px"],
+                      frame=frame, z_near=settings["z_near"], z_far=settings["z_far"], centre=HEAD_MAP_CENTRE,
+                      source_sha256=sha)
+
+
+def _write_sample(out: Path, sid: str, spec: RenderSpec, skull=None, skin=None,
+                  skull_lms: dict | None = None, skin_lms: dict | None = None) -> dict:
+    files = {}
+    for surface, mesh, lms in (("skull", skull, skull_lms), ("face", skin, skin_lms)):
+        if mesh is None:
+            continue
+        dm = render(mesh, spec)
+        save_depthmap(dm, out / "maps" / f"{sid}_{surface}", preview=False)
+        files[surface] = f"maps/{sid}_{surface}.npz"
+        if lms:
+            pts = {k: v for k, v in lms.items() if np.all(np.isfinite(v))}
+            head = LandmarkSet(points={k: apply(spec.frame, np.asarray(v)[None])[0] for k, v in pts.items()},
+                               surface=surface)
+            write_landmarks(head, out / "landmarks" / f"{sid}_{surface}.json")
+            files[f"{surface}_landmarks"] = f"landmarks/{sid}_{surface}.json"
+    return files
+
+
+def _synthetic(task: tuple) -> dict:
+    """One synthetic sample of a real head: 'paired' (warp + tissue) or 'unpaired-skull'."""
+    from ..geometry.warp import sample_pair
+
+    kind, name, head_index, index = task
+    s = _WORKER["settings"]
+    h = _WORKER["heads"][name]
+    rng = np.random.default_rng([s["seed"], head_index, _KIND_CODE[kind], index])
+    paired = kind == "paired"
+    skull2, skin2, lsk, lsn, params = sample_pair(
+        h["skull"], h["skin"], h["skull_landmarks"].points, h["skin_landmarks"].points, rng,
+        shape_amplitude=s["shape_amplitude"], tissue=paired, field=_field(name) if paired else None)
+    frame = head_frame(lsk, "skull").matrix
+    sid = f"{name}-{'pair' if paired else 'skull'}{index:04d}"
+    spec = _spec(s, frame, {"ct": h["sha256"]})
+    files = _write_sample(_WORKER["out"], sid, spec, skull2, skin2 if paired else None, lsk, lsn if paired else None)
+    sites = (params.get("tissue") or {}).get("sites", {})
+    return {"id": sid, "kind": kind, "source_head": name, "real": False, "files": files,
+            "la_targets": la_targets(skull2, lsk, frame),
+            "params": {"seed": [s["seed"], head_index, _KIND_CODE[kind], index], **params},
+            "_thickness": {k: v.get("achieved_mm") for k, v in sites.items()}}
+
+
+# ---------------------------------------------------------------------------- the stage
+
+def build_dataset(ct_paths: list[str | os.PathLike], out_dir: str | os.PathLike,
+                  settings: DatasetSettings | None = None, faces: list | None = None) -> dict:
+    """Build a dataset folder from real head CTs (and real faces).
+
+    Parameters
+    ----------
+    ct_paths : list of path-like
+        Head CTs with intact faces (the paired data). Head names are their file stems.
+    out_dir : path-like
+        Created; must not already hold a ``manifest.json`` (datasets are never overwritten).
+    settings : DatasetSettings
+    faces : list of FaceSource, optional
+        Unpaired real faces; None means the bundled ones when ``settings.real_faces``.
+
+    Returns
+    -------
+    dict
+        The manifest written to ``manifest.json``.
+    """
+    from .faces import real_faces, sfm_faces
+
+    settings = settings or DatasetSettings()
+    out = Path(out_dir)
+    if (out / "manifest.json").exists():
+        raise InputError(out, "already holds a dataset (manifest.json); choose a new --out folder")
+    names = [head_name(p) for p in ct_paths]
+    if len(set(names)) != len(names):
+        raise InputError(None, f"two CTs share a head name: {names}")
+    unknown = sorted(set(settings.test_heads) - set(names))
+    if unknown:
+        raise InputError(None, f"--test-head {', '.join(unknown)} is not among the CT heads {names}")
+    for sub in ("maps", "landmarks", "report"):
+        (out / sub).mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    timings = {}
+    s = dataclasses.asdict(settings)
+
+    # 1. real heads: extract, landmark, render the real pairs
+    heads = {}
+    for p in tqdm(ct_paths, desc="real heads", unit="head", disable=None):
+        heads[head_name(p)] = prepare_head(p, settings.target_faces)
+    timings["prepare_heads_s"] = time.perf_counter() - t0
+    samples_ = []
+    for name, h in heads.items():
+        skull = trimesh.Trimesh(*h["skull"], process=False)
+        skin = trimesh.Trimesh(*h["skin"], process=False)
+        frame = head_frame(h["skull_landmarks"].points, "skull").matrix
+        spec = _spec(s, frame, {"ct": h["sha256"]})
+        sid = f"{name}-real"
+        files = _write_sample(out, sid, spec, skull, skin, h["skull_landmarks"].points, h["skin_landmarks"].points)
+        samples_.append({"id": sid, "kind": "paired", "source_head": name, "real": True, "files": files,
+                         "la_targets": la_targets(skull, h["skull_landmarks"].points, frame),
+                         "params": {"landmark_status": {**h["skull_landmarks"].meta, **h["skin_landmarks"].meta}}})
+
+    # 2. synthetic pairs and unpaired skulls, over a process pool
+    t = time.perf_counter()
+    tasks = [(kind, name, i_head, i) for i_head, name in enumerate(heads)
+             for kind, n in (("paired", settings.n_paired), ("unpaired-skull", settings.n_skulls))
+             for i in range(n)]
+    with tempfile.TemporaryDirectory(dir=out) as tmp:
+        cache = Path(tmp) / "heads.pkl"
+        with open(cache, "wb") as f:
+            pickle.dump(heads, f)
+        # spawn, not fork: Embree and BLAS thread pools do not survive a fork safely
+        ctx = mp.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=max(1, settings.workers), mp_context=ctx,
+                                 initializer=_init_worker, initargs=(str(cache), str(out), s)) as pool:
+            for rec in tqdm(pool.map(_synthetic, tasks, chunksize=4), total=len(tasks), desc="synthetic samples",
+                            unit="sample", disable=None):
+                samples_.append(rec)
+    timings["synthetic_s"] = time.perf_counter() - t
+
+    # 3. unpaired faces, placed where a face over a training skull sits
+    t = time.perf_counter()
+    face_sources = list(faces) if faces is not None else (real_faces() if settings.real_faces else [])
+    face_sources += sfm_faces(settings.n_sfm, np.random.default_rng([settings.seed, 0, 3, 0]))
+    ref = _mean_face_landmarks(out, [r for r in samples_ if r["kind"] == "paired"
+                                     and r["source_head"] not in settings.test_heads])
+    for fs in tqdm(face_sources, desc="unpaired faces", unit="face", disable=None):
+        common = [k for k in fs.landmarks.points if k in ref]
+        if len(common) < 4:
+            log.warning("face %s: only %d landmarks in common with the reference (%s); skipped",
+                        fs.name, len(common), common)
+            continue
+        frame = rigid_fit(np.array([fs.landmarks.points[k] for k in common]), np.array([ref[k] for k in common]))
+        spec = _spec(s, frame, {})
+        sid = f"face-{fs.name}"
+        files = _write_sample(out, sid, spec, skin=fs.mesh, skin_lms=fs.landmarks.points)
+        samples_.append({"id": sid, "kind": "unpaired-face", "source_head": fs.name, "real": fs.real,
+                         "files": files, "la_targets": [],
+                         "params": {"origin": fs.origin, "fit_landmarks": common, **fs.params}})
+    timings["faces_s"] = time.perf_counter() - t
+
+    for r in samples_:
+        r["split"] = "test" if r["source_head"] in settings.test_heads else "train"
+    thickness = [r.pop("_thickness", None) for r in samples_]
+    manifest = {
+        "format": "skull2face-dataset", "version": 1,
+        "size": [settings.size, settings.size], "mm_per_px": settings.mm_per_px,
+        "z_near": settings.z_near, "z_far": settings.z_far,
+        "heads": {**{n: {"split": "test" if n in settings.test_heads else "train", "kind": "ct",
+                         "sha256": h["sha256"]} for n, h in heads.items()}},
+        "samples": samples_,
+    }
+    write_json(out / "manifest.json", manifest)
+    t = time.perf_counter()
+    from .report import write_report
+
+    report = write_report(out, manifest, [th for th in thickness if th])
+    timings["report_s"] = time.perf_counter() - t
+    timings["total_s"] = time.perf_counter() - t0
+    counts = {}
+    for r in samples_:
+        key = f"{r['kind']}/{r['split']}/{'real' if r['real'] else 'synthetic'}"
+        counts[key] = counts.get(key, 0) + 1
+    write_json(out / "dataset.json", {
+        "stage": "dataset build", "skull2face_version": __version__, "settings": s,
+        "cts": [str(Path(p).resolve()) for p in ct_paths], "counts": counts,
+        "timings": {k: round(v, 2) for k, v in timings.items()},
+        "samples_per_second": round(len(tasks) / max(timings["synthetic_s"], 1e-9), 2),
+        "report": report,
+    })
+    log.info("dataset: %d samples in %.0f s (%s)", len(samples_), timings["total_s"], counts)
+    return manifest
+
+
+def _mean_face_landmarks(out: Path, paired: list) -> dict:
+    """Mean head-frame position of each face landmark over the given paired samples."""
+    from ..io.landmarks import read_landmarks
+
+    acc: dict[str, list] = {}
+    for r in paired:
+        rel = r["files"].get("face_landmarks")
+        if not rel:
+            continue
+        for k, v in read_landmarks(out / rel).points.items():
+            acc.setdefault(k, []).append(v)
+    return {k: np.mean(v, axis=0) for k, v in acc.items()}

@@ -1,0 +1,164 @@
+"""Stage ``render``: skull and/or face meshes -> depth maps in one head frame.
+
+The first mesh's landmarks define the head frame (for a CT pair, the skull's), and every
+mesh is rendered with that same render spec, so the maps line up pixel for pixel. Writes,
+per surface, ``<surface>.npz/.json/.png`` (height in mm, validity mask, render spec, preview)
+and ``<surface>_landmarks.json``; plus ``frame.json``, ``render.json`` (resolved settings,
+sources and hashes, landmark status, timings) and ``render.png`` (the maps side by side with
+the landmarks drawn, to judge the detection at a glance).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import __version__
+from .errors import InputError
+from .geometry.depthmap import DEFAULT_Z_FAR, DEFAULT_Z_NEAR, HEAD_MAP_CENTRE, RenderSpec, render, save_depthmap
+from .geometry.frame import HeadFrame, head_frame
+from .io.atomic import write_json
+from .io.landmarks import read_landmarks, write_landmarks
+from .io.meshes import load_mesh
+from .io.volumes import file_sha256
+from .landmarking import PoseSettings, infer_surface, locate, summary
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RenderSettings:
+    """Depth-map settings.
+
+    Attributes
+    ----------
+    size : int
+        Map side in pixels (square maps; 256 by default, 512 for detail).
+    mm_per_px : float
+        Pixel pitch in mm (1.0 by default: a 256 px map spans 256 mm around nasion).
+    z_near, z_far : float
+        Head-frame depth range (mm) used for normalisation.
+    pose : PoseSettings
+        How the coarse pose is found before landmark detection.
+    """
+
+    size: int = 256
+    mm_per_px: float = 1.0
+    z_near: float = DEFAULT_Z_NEAR
+    z_far: float = DEFAULT_Z_FAR
+    pose: PoseSettings = field(default_factory=PoseSettings)
+
+
+def render_meshes(mesh_paths: list[str | os.PathLike], out_dir: str | os.PathLike,
+                  landmark_paths: list[str | os.PathLike | None] | None = None,
+                  surfaces: list[str | None] | None = None,
+                  settings: RenderSettings | None = None, picture: bool = True) -> dict:
+    """Render one or more head meshes into depth maps sharing the first mesh's head frame.
+
+    Parameters
+    ----------
+    mesh_paths : list of path-like
+        E.g. ``[skull.ply, skin.ply]`` from ``skull2face extract``. At most one per surface.
+    out_dir : path-like
+    landmark_paths : list of (path-like or None), optional
+        Given landmarks per mesh (they win over detection).
+    surfaces : list of ("skull" | "face" | None), optional
+        Per mesh; None reads it from the file name.
+    settings : RenderSettings
+
+    Returns
+    -------
+    dict
+        The record written to ``render.json``.
+    """
+    settings = settings or RenderSettings()
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    n = len(mesh_paths)
+    landmark_paths = list(landmark_paths or [None] * n) + [None] * (n - len(landmark_paths or []))
+    surfaces = list(surfaces or [None] * n) + [None] * (n - len(surfaces or []))
+    t0 = time.perf_counter()
+    items = []
+    for mesh_path, lm_path, surface in zip(mesh_paths, landmark_paths, surfaces):
+        surface = infer_surface(mesh_path, surface)
+        if any(it["surface"] == surface for it in items):
+            raise InputError(mesh_path, f"a second {surface} mesh: render takes at most one skull and one face")
+        mesh = load_mesh(mesh_path)
+        given = read_landmarks(lm_path, surface=surface) if lm_path else None
+        lms, rec = locate(mesh, mesh_path, surface, given, settings.pose)
+        items.append({"path": Path(mesh_path), "surface": surface, "mesh": mesh, "landmarks": lms,
+                      "locate": rec, "given_path": lm_path})
+
+    first = items[0]
+    try:
+        frame = head_frame(first["landmarks"].points, first["surface"])
+    except ValueError as exc:
+        raise InputError(first["path"], f"cannot place the head frame: {exc}") from None
+    frame.landmarks = tuple(sorted(first["landmarks"].points))
+    write_json(out / "frame.json", frame.to_json())
+
+    maps, record_items = {}, []
+    for it in items:
+        t = time.perf_counter()
+        spec = RenderSpec(size=(settings.size, settings.size), mm_per_px=settings.mm_per_px,
+                          frame=frame.matrix, z_near=settings.z_near, z_far=settings.z_far, centre=HEAD_MAP_CENTRE,
+                          source_sha256={"mesh": file_sha256(it["path"])})
+        dm = render(it["mesh"], spec)
+        files = save_depthmap(dm, out / it["surface"])
+        write_landmarks(it["landmarks"], out / f"{it['surface']}_landmarks.json")
+        maps[it["surface"]] = dm
+        record_items.append({
+            "surface": it["surface"], "mesh": str(it["path"].resolve()), "sha256": spec.source_sha256["mesh"],
+            "given_landmarks": None if it["given_path"] is None else str(it["given_path"]),
+            "landmarks": summary(it["landmarks"]), "landmark_status": it["landmarks"].meta,
+            "pose": it["locate"]["pose"], "valid_pixels": int(dm.mask.sum()),
+            "files": sorted(p.name for p in files.values()) + [f"{it['surface']}_landmarks.json"],
+            "seconds": round(time.perf_counter() - t + it["locate"]["seconds"], 3),
+        })
+    outputs = ["frame.json"]
+    if picture:
+        from .report.pictures import depthmap_landmarks_figure, save_png
+
+        heads = {it["surface"]: it["landmarks"].transformed(frame.matrix) for it in items}
+        fig = depthmap_landmarks_figure(maps, heads)
+        outputs.append(save_png(fig, out / "render.png").name)
+    record = {
+        "stage": "render",
+        "skull2face_version": __version__,
+        "settings": dataclasses.asdict(settings),
+        "frame_from": first["surface"],
+        "frame": frame.to_json(),
+        "items": record_items,
+        "outputs": outputs,
+        "seconds": round(time.perf_counter() - t0, 3),
+    }
+    write_json(out / "render.json", record)
+    return record
+
+
+def depth2mesh(map_path: str | os.PathLike, out_path: str | os.PathLike,
+               max_jump_mm: float | None = None) -> dict:
+    """Stage function: a saved depth map -> a mesh in the original input's coordinates.
+
+    Writes the mesh (format from the suffix) and ``<out>.json`` with the settings used.
+    """
+    from .geometry.depthmap import depth_to_mesh, load_depthmap
+    from .io.meshes import save_mesh
+
+    dm = load_depthmap(map_path)
+    mesh = depth_to_mesh(dm, max_jump_mm=max_jump_mm)
+    if len(mesh.faces) == 0:
+        raise InputError(map_path, "depth map has no valid 2 x 2 pixel block: nothing to mesh")
+    out = save_mesh(mesh, out_path)
+    record = {"stage": "depth2mesh", "skull2face_version": __version__, "map": str(Path(map_path).resolve()),
+              "max_jump_mm": max_jump_mm, "spec": dm.spec.to_json(), "vertices": len(mesh.vertices),
+              "faces": len(mesh.faces), "output": out.name}
+    write_json(Path(str(out) + ".json"), record)
+    return record
+
+
+__all__ = ["RenderSettings", "render_meshes", "depth2mesh", "HeadFrame"]
