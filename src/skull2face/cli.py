@@ -185,6 +185,31 @@ def _run_dataset_build(args) -> int:
     return 0
 
 
+def _add_train(sub) -> None:
+    from .train import add_train_arguments
+
+    p = sub.add_parser("train", help="train the skull2face cGAN on a dataset folder (staged resolution)",
+                       description="Staged cGAN training (8x8 doubling to the final resolution): paired samples "
+                                   "with cGAN + L1, unpaired skulls with the anthropological loss, unpaired faces "
+                                   "for a face discriminator. Writes metrics.jsonl, loss.png, train.json, last.pt, "
+                                   "best.pt. Under torchrun: torchrun --nproc_per_node=N -m skull2face.train ...")
+    p.add_argument("--data", required=True, help="dataset folder (skull2face dataset build)")
+    p.add_argument("--out", required=True, help="run folder")
+    p.add_argument("--resume", action="store_true", help="continue a killed run from its last.pt")
+    add_train_arguments(p)
+    p.set_defaults(func=_run_train)
+
+
+def _run_train(args) -> int:
+    from .train import settings_from_args, train
+
+    rec = train(args.data, args.out, settings_from_args(args), resume=args.resume)
+    best = rec.get("best") if isinstance(rec, dict) else None
+    print(f"wrote checkpoints, metrics.jsonl, loss.png and train.json to {args.out}"
+          + (f"; best validation {best}" if best else ""))
+    return 0
+
+
 def _add_samples(sub) -> None:
     p = sub.add_parser("samples", help="list the bundled real data and where it is")
     p.set_defaults(func=_run_samples)
@@ -212,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_render(sub)
     _add_depth2mesh(sub)
     _add_dataset(sub)
+    _add_train(sub)
     _add_samples(sub)
     return parser
 

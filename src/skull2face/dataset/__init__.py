@@ -2,6 +2,8 @@
 
 The folder layout and ``manifest.json`` are specified in ``docs/dataset-format.md``.
 
+The modules that build the folder live beside the reader.
+
 ``reader``
     Torch-free loading: `reader.load_manifest` validates ``manifest.json``;
     `reader.load_arrays` turns a list of samples into stacked numpy arrays ready for a

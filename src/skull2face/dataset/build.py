@@ -51,6 +51,9 @@ _KIND_CODE = {"paired": 1, "unpaired-skull": 2, "unpaired-face": 3}
 # nasion in an adult (glabella-opisthocranion ~190 mm). Bone normals at landmarks are turned
 # to point away from it.
 _HEAD_CENTRE = np.array([0.0, -10.0, -80.0])
+# LA targets are kept only where the bone faces the viewer: the head-frame z component of the
+# outward normal must be at least this (cos 60 degrees).
+MIN_NORMAL_Z = 0.5
 
 
 @dataclass
@@ -157,6 +160,10 @@ def la_targets(skull: trimesh.Trimesh, skull_lms: dict, frame: np.ndarray) -> li
         try:
             t = thickness_for(name).mean_mm
         except KeyError:
+            continue
+        # a depth map sees a surface from +z: where the bone faces sideways (zygion, gonion) the
+        # map's height at s + t n is another part of the face (cheek edge, nose), not the target
+        if (frame[2, :3] @ n) < MIN_NORMAL_Z:
             continue
         s_h = apply(frame, s[None])[0]
         tgt_h = apply(frame, (s + t * n)[None])[0]
