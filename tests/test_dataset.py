@@ -1,0 +1,75 @@
+"""The dataset builder: splits by head, reproducibility, real pairs, the report."""
+
+import json
+
+import numpy as np
+import pytest
+
+from skull2face import samples
+from skull2face.dataset.build import DatasetSettings, build_dataset
+from skull2face.dataset.reader import load_manifest
+from skull2face.errors import InputError
+from skull2face.geometry.depthmap import load_depthmap
+
+
+def small(**kw):
+    base = dict(n_paired=3, n_skulls=2, n_sfm=2, real_faces=False, test_heads=["headsq"], size=96,
+                mm_per_px=2.5, workers=2, seed=7)
+    base.update(kw)
+    return DatasetSettings(**base)
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    out = tmp_path_factory.mktemp("ds") / "a"
+    build_dataset([samples.path("headsq"), samples.path("cranium")], out, small())
+    return out
+
+
+def test_split_by_head_no_leakage(built):
+    man = load_manifest(built)
+    for s in man.samples:
+        assert s["split"] == ("test" if s["source_head"] == "headsq" else "train"), s["id"]
+    test_ids = {s["id"] for s in man.samples if s["split"] == "test"}
+    assert all(i.startswith("headsq") for i in test_ids)
+    kinds = {(s["kind"], s["real"]) for s in man.samples}
+    assert {("paired", True), ("paired", False), ("unpaired-skull", False), ("unpaired-face", False)} <= kinds
+
+
+def test_real_pair_is_the_ct_and_face_is_outside_bone(built):
+    man = load_manifest(built)
+    real = [s for s in man.samples if s["real"] and s["kind"] == "paired"]
+    assert {s["source_head"] for s in real} == {"headsq", "cranium_ct0051"}
+    for s in man.samples:
+        if s["kind"] != "paired":
+            continue
+        skull = load_depthmap(built / s["files"]["skull"])
+        face = load_depthmap(built / s["files"]["face"])
+        both = skull.mask & face.mask
+        # seen from the front, the skin is never behind the bone (soft tissue >= 0)
+        assert np.quantile(face.height[both] - skull.height[both], 0.01) > -0.5, s["id"]
+        assert s["la_targets"], s["id"]
+
+
+def test_same_seed_gives_identical_manifest(built, tmp_path):
+    again = tmp_path / "b"
+    build_dataset([samples.path("headsq"), samples.path("cranium")], again, small(workers=1))
+    assert (again / "manifest.json").read_bytes() == (built / "manifest.json").read_bytes()
+    a = np.load(built / "maps" / "cranium_ct0051-pair0001_face.npz")["height"]
+    b = np.load(again / "maps" / "cranium_ct0051-pair0001_face.npz")["height"]
+    assert np.array_equal(a, b, equal_nan=True)
+
+
+def test_report_and_settings(built):
+    rec = json.loads((built / "dataset.json").read_text())
+    assert rec["settings"]["seed"] == 7 and rec["settings"]["test_heads"] == ["headsq"]
+    assert (built / "report" / "samples.png").is_file()
+    th = json.loads((built / "report" / "thickness.json").read_text())["sites"]
+    assert th["G"]["published_mean_mm"] == 5.5 and th["G"]["n"] == 6
+
+
+def test_refuses_unknown_test_head_and_existing_dataset(built, tmp_path):
+    with pytest.raises(InputError, match="not among the CT heads"):
+        build_dataset([samples.path("headsq")], tmp_path / "c", small(test_heads=["nobody"]))
+    with pytest.raises(InputError, match="already holds a dataset"):
+        build_dataset([samples.path("headsq")], built, small())
