@@ -210,6 +210,80 @@ def _run_train(args) -> int:
     return 0
 
 
+def _add_predict(sub) -> None:
+    p = sub.add_parser("predict", help="skull mesh or head CT -> face mesh (PLY/STL/OBJ, input coordinates)",
+                       description="Predict the face of a skull. INPUT is a skull mesh (landmarks given or detected) "
+                                   "or a head CT (extracted first; its skin is kept as truth_skin.ply). Writes "
+                                   "face.ply/.stl/.obj in the input's own millimetre coordinates, the face and skull "
+                                   "depth maps with their spec, predict.png and predict.json.")
+    p.add_argument("input", help="skull mesh (PLY/OBJ/STL/OFF/GLB) or head CT (DICOM folder, NIfTI, NRRD, MHA)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--method", choices=("skull2face", "tissue-depth", "mean-face", "nearest-skull"),
+                   default="skull2face", help="skull2face (the cGAN) or a classic baseline")
+    p.add_argument("--model", default=None, help="model file or run folder (default: the bundled model)")
+    p.add_argument("--data", default=None, help="dataset folder for the mean-face / nearest-skull references")
+    p.add_argument("--landmarks", default=None, metavar="FILE", help="given skull landmarks (they win)")
+    _add_pose_options(p)
+    p.set_defaults(func=_run_predict)
+
+
+def _run_predict(args) -> int:
+    from .predict import PredictSettings, predict
+
+    settings = PredictSettings(method=args.method, model=args.model, data=args.data, pose=_pose_settings(args))
+    rec = predict(args.input, args.out, settings, args.landmarks)
+    print(f"{args.method}: face with {rec['face']['vertices']} vertices in {rec['timings']['total_s']:.2f} s; "
+          f"wrote {', '.join(rec['outputs'].values())} and predict.json to {args.out}")
+    return 0
+
+
+def _add_evaluate(sub) -> None:
+    p = sub.add_parser("evaluate", help="surface-to-surface error of a predicted face against the true skin",
+                       description="Errors (mm) in both directions over a face region fixed by the truth's "
+                                   "landmarks: RMSE, mean, median, p95, max, share within 1/2/2.5 mm, per region; "
+                                   "writes evaluate.json, error_on_truth.ply and heatmap.png.")
+    p.add_argument("--pred", required=True, help="predicted face mesh")
+    p.add_argument("--truth", required=True, help="true skin mesh (e.g. from extract)")
+    p.add_argument("--landmarks", default=None, metavar="FILE", help="face landmarks of the truth (else detected)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(func=_run_evaluate)
+
+
+def _run_evaluate(args) -> int:
+    from .demo import metrics_table
+    from .evaluate import evaluate
+
+    rec = evaluate(args.pred, args.truth, args.out, args.landmarks)
+    print(metrics_table({"prediction": rec["truth_to_prediction"]}))
+    print(f"wrote evaluate.json, error_on_truth.ply and heatmap.png to {args.out}")
+    return 0
+
+
+def _add_demo(sub) -> None:
+    p = sub.add_parser("demo", help="the whole job on the bundled real data (leave one head out) with a report",
+                       description="Build a dataset from the bundled CTs holding one real head out, train briefly on "
+                                   "the CPU, predict the held-out face with skull2face and every baseline, evaluate "
+                                   "them against its real skin, write an HTML report and print the table.")
+    p.add_argument("--out", default="runs/demo", help="output folder (default runs/demo)")
+    p.add_argument("--quick", action="store_true", help="smoke run (~2 min; numbers meaningless)")
+    p.add_argument("--test-head", default="headsq", help="bundled CT held out (default headsq)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_run_demo)
+
+
+def _run_demo(args) -> int:
+    import dataclasses
+
+    from .demo import DemoSettings, run_demo
+
+    settings = DemoSettings.quick() if args.quick else DemoSettings()
+    settings = dataclasses.replace(settings, test_head=args.test_head, seed=args.seed)
+    summary = run_demo(args.out, settings)
+    print(summary["table"])
+    print(f"report: {summary['report']}")
+    return 0
+
+
 def _add_samples(sub) -> None:
     p = sub.add_parser("samples", help="list the bundled real data and where it is")
     p.set_defaults(func=_run_samples)
@@ -238,6 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_depth2mesh(sub)
     _add_dataset(sub)
     _add_train(sub)
+    _add_predict(sub)
+    _add_evaluate(sub)
+    _add_demo(sub)
     _add_samples(sub)
     return parser
 

@@ -233,3 +233,39 @@ def depthmap_landmarks_figure(maps: dict, landmarks_head: dict):
     fig.text(0.01, 0.01, "red: detected (x = low confidence), blue: given", fontsize=8)
     fig.tight_layout()
     return fig
+
+
+def head_views(frame: np.ndarray) -> dict:
+    """``VIEWS``-like (look, up) pairs in input coordinates for a mesh with head frame ``frame``
+    (input -> head, 4 x 4): "front" faces the face, "left" the subject's left side."""
+    r = np.asarray(frame, dtype=np.float64)[:3, :3]  # rows: head axes in input coordinates
+    x, y, z = r[0], r[1], r[2]
+    return {"front": (-z, y), "left": (-x, y), "right": (x, y), "top": (-y, -z)}
+
+
+def prediction_figure(skull: trimesh.Trimesh, face: trimesh.Trimesh, truth: trimesh.Trimesh | None = None,
+                      frame: np.ndarray | None = None):
+    """Skull with the predicted face over it (front and side), and the truth when known.
+
+    ``frame`` (input -> head) orients the views whatever the input's pose; without it the
+    meshes are taken to be in LPS.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    views = head_views(frame) if frame is not None else VIEWS
+    bone_c, face_c, truth_c = (0.95, 0.93, 0.85), (0.93, 0.75, 0.62), (0.62, 0.78, 0.93)
+    panels = [("skull", [skull], [bone_c], "front", None),
+              ("predicted face over the skull", [skull, face], [bone_c, face_c], "front", [1.0, 0.85]),
+              ("predicted face, left side", [skull, face], [bone_c, face_c], "left", [1.0, 0.85])]
+    if truth is not None:
+        panels.append(("true skin (CT)", [truth], [truth_c], "front", None))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4.4))
+    for ax, (name, ms, cs, view, alpha) in zip(np.atleast_1d(axes), panels):
+        ax.imshow(shade(ms, cs, *views[view], alpha=alpha))
+        ax.set_title(name, fontsize=9)
+        ax.axis("off")
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,317 @@
+"""Stage ``predict``: a skull (mesh or head CT) -> a face mesh in the input's own coordinates.
+
+Steps: read the input (a head CT is extracted first and its skin kept as the truth), locate
+the skull landmarks (given ones win), place the head frame, render the skull depth map, turn
+it into a face depth map with the chosen method, and mesh that map back into the input's
+coordinates. Methods:
+
+``skull2face``     the trained generator (a model file from ``skull2face train``; by default
+                   the small model bundled with the package);
+``tissue-depth``   the classic American method automated (`skull2face.baselines`);
+``mean-face``      the mean training face in the head frame;
+``nearest-skull``  the face of the training pair whose skull is nearest.
+
+The last two need training maps: a dataset folder (``data``) or the references stored in a
+model bundle (`make_bundle`).
+
+Outputs: ``face.ply``, ``face.stl``, ``face.obj`` (mm, input coordinates), ``face_map.*`` and
+``skull_map.*`` (depth maps with their render spec), ``skull_landmarks.json``, ``predict.png``
+(skull and face together) and ``predict.json`` (settings, inputs and hashes, timings).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import trimesh
+
+from . import __version__, samples
+from .errors import InputError
+from .geometry.depthmap import HEAD_MAP_CENTRE, DepthMap, RenderSpec, depth_to_mesh, render, save_depthmap
+from .geometry.frame import head_frame
+from .io.atomic import write_json
+from .io.landmarks import read_landmarks, write_landmarks
+from .io.meshes import MESH_SUFFIXES, load_mesh, save_mesh
+from .io.volumes import file_sha256
+from .landmarking import PoseSettings, locate
+
+log = logging.getLogger(__name__)
+
+METHODS = ("skull2face", "tissue-depth", "mean-face", "nearest-skull")
+BUNDLE_FORMAT = "skull2face-bundle"
+
+
+@dataclass
+class PredictSettings:
+    """How to predict.
+
+    Attributes
+    ----------
+    method : str
+        One of `METHODS`.
+    model : str or None
+        Model file (bundle, exported generator, or run folder) for ``skull2face`` and the
+        reference maps of ``mean-face``/``nearest-skull``; None: the bundled default model.
+    data : str or None
+        Dataset folder whose training split provides the reference maps (overrides the
+        model's references).
+    size, mm_per_px : int, float
+        Render grid when the method has no model to dictate it (default 256 px at 1 mm).
+    pose : PoseSettings
+    """
+
+    method: str = "skull2face"
+    model: str | None = None
+    data: str | None = None
+    size: int = 256
+    mm_per_px: float = 1.0
+    pose: PoseSettings = field(default_factory=PoseSettings)
+
+
+def default_model_path() -> Path:
+    """The small model bundled with the package."""
+    return samples.data_dir() / "model" / "skull2face_default.pt"
+
+
+def _is_volume(path: Path) -> bool:
+    name = path.name.lower()
+    return path.is_dir() or name.endswith((".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd"))
+
+
+def read_skull(input_path: str | os.PathLike, out: Path) -> dict:
+    """Skull mesh (and the truth skin, for a CT) of an input, in the input's coordinates."""
+    p = Path(input_path)
+    if not p.exists():
+        raise InputError(p, "not found")
+    if _is_volume(p):
+        from .geometry.surfaces import extract_surfaces
+        from .io.volumes import read_volume
+
+        surf = extract_surfaces(read_volume(p))
+        save_mesh(surf.skull, out / "skull.ply")
+        save_mesh(surf.skin, out / "truth_skin.ply")
+        return {"skull": surf.skull, "truth": surf.skin, "pose": "lps", "kind": "ct",
+                "skull_path": out / "skull.ply", "truth_path": out / "truth_skin.ply"}
+    if p.suffix.lower() not in MESH_SUFFIXES:
+        raise InputError(p, "expected a skull mesh (" + ", ".join(MESH_SUFFIXES) + ") or a head CT volume")
+    return {"skull": load_mesh(p), "truth": None, "pose": None, "kind": "mesh", "skull_path": p, "truth_path": None}
+
+
+# ------------------------------------------------------------------------ model and references
+
+def load_model(settings: PredictSettings):
+    """(generator or None, meta, references) for the settings' model (bundle or generator)."""
+    import torch
+
+    from .train import load_generator
+
+    path = Path(settings.model) if settings.model else default_model_path()
+    if not path.exists():
+        if settings.method == "skull2face" or not settings.data:
+            raise InputError(path, "model not found: train one with `skull2face train` or pass --model")
+        return None, {}, None
+    g, meta = load_generator(path)
+    refs = None
+    if path.is_file():
+        payload = torch.load(path, map_location="cpu", weights_only=False)
+        refs = payload.get("references")
+    return g, meta, refs
+
+
+def make_bundle(run_dir: str | os.PathLike, data_dir: str | os.PathLike, path: str | os.PathLike,
+                n_refs: int = 24) -> Path:
+    """Export a run's generator with the baselines' references: a self-contained model file.
+
+    The references are the training split's mean face map and ``n_refs`` training pairs
+    (skull and face heights, float16, at the model's resolution) for ``nearest-skull``.
+    """
+    import torch
+
+    from .dataset.reader import load_manifest
+    from .geometry.depthmap import load_depthmap
+    from .io.atomic import atomic_path
+    from .train import export_generator
+
+    path = Path(path)
+    export_generator(run_dir, path)
+    payload = torch.load(path, map_location="cpu", weights_only=False)
+    res = int(payload["meta"]["resolution"])
+    man = load_manifest(data_dir)
+    pairs = [s for s in man.samples if s["kind"] == "paired" and s["split"] == "train"]
+    rng = np.random.default_rng(0)
+    chosen = [pairs[i] for i in sorted(rng.permutation(len(pairs))[:n_refs])]
+    if any(s["real"] for s in pairs):
+        chosen = [s for s in pairs if s["real"]] + [s for s in chosen if not s["real"]][: n_refs - 1]
+
+    def at_res(dm: DepthMap) -> np.ndarray:
+        from .dataset.reader import downsample_map
+
+        h = dm.height
+        return np.asarray(downsample_map(h, res), dtype=np.float16) if h.shape[0] != res else h.astype(np.float16)
+
+    faces = [load_depthmap(man.root / s["files"]["face"]) for s in pairs]
+    mean = np.nanmean(np.stack([f.height for f in faces]), axis=0)
+    cover = np.mean(np.stack([f.mask for f in faces]), axis=0)
+    mean[cover < 0.5] = np.nan
+    refs = {"resolution": res, "ids": [s["id"] for s in chosen],
+            "skull": np.stack([at_res(load_depthmap(man.root / s["files"]["skull"])) for s in chosen]),
+            "face": np.stack([at_res(load_depthmap(man.root / s["files"]["face"])) for s in chosen]),
+            "mean_face": at_res(DepthMap(mean.astype(np.float32), np.isfinite(mean), faces[0].spec))}
+    payload["references"] = refs
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+    return path
+
+
+def _spec_for(settings: PredictSettings, meta: dict, frame: np.ndarray, sha: str) -> RenderSpec:
+    if meta:
+        res, s = int(meta["resolution"]), float(meta["mm_per_px"])
+        return RenderSpec(size=(res, res), mm_per_px=s, frame=frame, z_near=meta["z_near"], z_far=meta["z_far"],
+                          centre=tuple(meta.get("centre", HEAD_MAP_CENTRE)), source_sha256={"skull": sha})
+    return RenderSpec(size=(settings.size, settings.size), mm_per_px=settings.mm_per_px, frame=frame,
+                      centre=HEAD_MAP_CENTRE, source_sha256={"skull": sha})
+
+
+def generator_face(g, meta: dict, skull_map: DepthMap) -> DepthMap:
+    """Run the generator on a skull map; the face map comes back in the same spec (mm)."""
+    import torch
+
+    from .geometry.depthmap import denormalise, normalise
+
+    k = float(meta["k"])
+    x = np.stack([normalise(skull_map.height, skull_map.spec, k), skull_map.mask.astype(np.float32)])[None]
+    with torch.no_grad():
+        out = g(torch.from_numpy(x.astype(np.float32)))
+    face = out.face[0, 0].numpy()
+    mask = (out.mask_logit[0, 0].numpy() > 0) if out.mask_logit is not None else face > 1e-6
+    height = denormalise(face, skull_map.spec, k, mask=mask)
+    return DepthMap(height.astype(np.float32), np.isfinite(height), skull_map.spec)
+
+
+def _reference_maps(settings: PredictSettings, refs: dict | None, spec: RenderSpec):
+    """(mean face DepthMap, [(skull, face) DepthMaps]) in the target's spec, from data or refs."""
+    def dm(h):
+        h = np.asarray(h, dtype=np.float32)
+        return DepthMap(h, np.isfinite(h), spec)
+
+    if settings.data:
+        from .dataset.reader import downsample_map, load_manifest
+        from .geometry.depthmap import load_depthmap
+
+        man = load_manifest(settings.data)
+        pairs = [s for s in man.samples if s["kind"] == "paired" and s["split"] == "train"]
+        res = spec.size[0]
+
+        def at(rel):
+            h = load_depthmap(man.root / rel).height
+            return dm(downsample_map(h, res) if h.shape[0] != res else h)
+
+        ref_pairs = [(at(s["files"]["skull"]), at(s["files"]["face"])) for s in pairs]
+        stack = np.stack([f.height for _, f in ref_pairs])
+        cover = np.isfinite(stack).mean(axis=0)
+        mean = np.nanmean(stack, axis=0)
+        mean[cover < 0.5] = np.nan
+        return dm(mean), ref_pairs
+    if refs is None:
+        raise InputError(settings.model or default_model_path(),
+                         "this model holds no reference maps for the baselines: pass --data DATASET")
+    return dm(refs["mean_face"]), [(dm(a), dm(b)) for a, b in zip(refs["skull"], refs["face"])]
+
+
+# ------------------------------------------------------------------------------ the stage
+
+def predict(input_path: str | os.PathLike, out_dir: str | os.PathLike, settings: PredictSettings | None = None,
+            landmarks_path: str | os.PathLike | None = None, picture: bool = True) -> dict:
+    """Predict the face of a skull mesh or head CT; write meshes, maps, picture and JSON.
+
+    Returns
+    -------
+    dict
+        The record written to ``predict.json`` (paths are relative to ``out_dir``).
+    """
+    from . import baselines
+
+    settings = settings or PredictSettings()
+    if settings.method not in METHODS:
+        raise InputError(None, f"unknown method {settings.method!r}; use one of {', '.join(METHODS)}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    timings = {}
+    t0 = time.perf_counter()
+    src = read_skull(input_path, out)
+    timings["read_s"] = time.perf_counter() - t0
+    skull = src["skull"]
+    pose = dataclasses.replace(settings.pose, pose=src["pose"] or settings.pose.pose)
+    given = read_landmarks(landmarks_path, surface="skull") if landmarks_path else None
+    t = time.perf_counter()
+    lms, loc = locate(skull, src["skull_path"], "skull", given, pose)
+    timings["landmarks_s"] = time.perf_counter() - t
+    try:
+        frame = head_frame(lms.points, "skull")
+    except ValueError as exc:
+        raise InputError(input_path, f"cannot place the head frame from the skull landmarks: {exc}") from None
+
+    g, meta, refs = (None, {}, None)
+    if settings.method == "skull2face" or (settings.method in ("mean-face", "nearest-skull") and not settings.data):
+        g, meta, refs = load_model(settings)
+    sha = file_sha256(input_path)
+    spec = _spec_for(settings, meta if settings.method == "skull2face" or (refs and not settings.data) else {},
+                     frame.matrix, sha)
+    t = time.perf_counter()
+    skull_map = render(skull, spec)
+    timings["render_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
+    info: dict = {}
+    if settings.method == "skull2face":
+        face_map = generator_face(g, meta, skull_map)
+    elif settings.method == "tissue-depth":
+        face_map = baselines.tissue_depth_face(skull, lms.points, spec)
+    else:
+        mean, pairs = _reference_maps(settings, refs, spec)
+        if settings.method == "mean-face":
+            face_map = baselines.mean_face_for(spec, mean)
+        else:
+            face_map = baselines.nearest_skull_face(skull_map, pairs)
+            info = dict(getattr(face_map, "info", {}) or {})
+    timings["method_s"] = time.perf_counter() - t
+    if not face_map.mask.any():
+        raise InputError(input_path, f"method {settings.method} produced an empty face map")
+
+    t = time.perf_counter()
+    face = depth_to_mesh(face_map)
+    face.remove_unreferenced_vertices()
+    outputs = {}
+    for suffix in (".ply", ".stl", ".obj"):
+        outputs[f"face{suffix}"] = save_mesh(face, out / f"face{suffix}").name
+    save_depthmap(face_map, out / "face_map")
+    save_depthmap(skull_map, out / "skull_map")
+    write_landmarks(lms, out / "skull_landmarks.json")
+    timings["mesh_s"] = time.perf_counter() - t
+    timings["total_s"] = time.perf_counter() - t0
+    if picture:
+        from .report.pictures import prediction_figure, save_png
+
+        save_png(prediction_figure(skull, face, src["truth"], frame.matrix), out / "predict.png")
+        outputs["picture"] = "predict.png"
+    record = {
+        "stage": "predict", "skull2face_version": __version__, "method": settings.method,
+        "settings": dataclasses.asdict(settings),
+        "input": {"path": str(Path(input_path).resolve()), "kind": src["kind"], "sha256": sha},
+        "model": None if not meta else {"path": str(settings.model or default_model_path()),
+                                        "resolution": meta.get("resolution"), "k": meta.get("k"),
+                                        "epoch": meta.get("epoch")},
+        "landmarks": {k: v for k, v in lms.meta.items()}, "pose": loc["pose"],
+        "frame": frame.to_json(), "spec": spec.to_json(), "method_info": info,
+        "truth": "truth_skin.ply" if src["truth"] is not None else None,
+        "face": {"vertices": len(face.vertices), "faces": len(face.faces), "coordinates": "input's own, mm"},
+        "outputs": outputs, "timings": {k: round(v, 3) for k, v in timings.items()},
+    }
+    write_json(out / "predict.json", record)
+    return record
