@@ -1,0 +1,362 @@
+"""One self-contained HTML page per result: pictures, metrics against the baselines, provenance.
+
+The page opens offline and can be mailed as one file: every picture is embedded as a base64
+``data:`` URI, the style sheet is inline, and there are no scripts, web fonts or links to
+other resources. All text taken from the context is escaped with `html.escape`.
+
+`screenshot` renders a page to PNG with headless Chromium when one is installed (used to check
+what a reader sees, and for previews).
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import logging
+import math
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from ..io.atomic import atomic_path, write_text
+
+log = logging.getLogger(__name__)
+
+REPORT_NAME = "report.html"
+
+#: Metrics table columns: (key in a method's ``metrics``, header, unit, lower is better, scale).
+#: Keys are those of `skull2face.evaluate` (shares are fractions 0..1, shown in %).
+COLUMNS: tuple[tuple[str, str, str, bool, float], ...] = (
+    ("rmse_mm", "RMSE", "mm", True, 1.0),
+    ("mean_mm", "mean", "mm", True, 1.0),
+    ("median_mm", "median", "mm", True, 1.0),
+    ("p95_mm", "p95", "mm", True, 1.0),
+    ("max_mm", "max", "mm", True, 1.0),
+    ("share_within_1mm", "within 1 mm", "%", False, 100.0),
+    ("share_within_2mm", "within 2 mm", "%", False, 100.0),
+    ("share_within_2.5mm", "within 2.5 mm", "%", False, 100.0),
+)
+
+STATEMENT = (
+    "This facial approximation is an investigative lead, not an identification. It shows one "
+    "plausible face for this skull, built from population averages and learned patterns; the "
+    "real face may differ in ways that matter for recognition (nose, lips, eyes, ears, fat, "
+    "hair and age are barely constrained by bone). Use it only to generate leads, e.g. to ask "
+    "the public or compare with missing-person records; never to identify, include or exclude "
+    "a person. Identification needs DNA, dental records, fingerprints or comparable evidence."
+)
+
+ERROR_EXPLANATION = (
+    "The error figures are distances in millimetres between the true skin of this test head "
+    "(known from its CT, never shown to the model) and each predicted surface, over the face "
+    "region, area-weighted: RMSE and mean summarise the typical gap, p95 and max the worst "
+    "places, and 'within x mm' is the share of the face that lies that close. They measure "
+    "the method on a head whose face is known; for an unknown skull no error can be measured, "
+    "and errors of at least this size should be expected. The best value of each column is "
+    "highlighted."
+)
+
+_CSS = """
+body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 0;
+       background: #f4f4f2; color: #1d1d1d; line-height: 1.45; }
+main { max-width: 1120px; margin: 0 auto; padding: 24px 28px 48px; background: #fff; }
+h1 { font-size: 1.55em; margin: 0.2em 0 0.4em; }
+h2 { font-size: 1.2em; margin-top: 1.8em; border-bottom: 1px solid #ddd; padding-bottom: 0.2em; }
+.subtitle { color: #555; margin-top: 0; }
+.statement { border: 3px solid #b3261e; background: #fdecea; padding: 14px 18px; font-size: 1.08em;
+             border-radius: 6px; margin: 16px 0; }
+.statement strong { color: #8c1d18; }
+.explain { color: #333; font-size: 0.95em; }
+.gallery { display: flex; flex-wrap: wrap; gap: 14px; }
+figure { margin: 0; flex: 1 1 300px; max-width: 520px; }
+figure img { width: 100%; height: auto; border: 1px solid #ccc; background: #fff; }
+figcaption { font-size: 0.9em; color: #444; margin-top: 4px; }
+.missing { border: 1px dashed #aaa; padding: 24px; color: #777; text-align: center; }
+table { border-collapse: collapse; margin: 8px 0; font-size: 0.95em; }
+th, td { border: 1px solid #ccc; padding: 5px 9px; text-align: right; }
+th { background: #eee; }
+td.name, th.name { text-align: left; }
+td.best { background: #d7f0d4; font-weight: bold; }
+tr.main td.name { font-weight: bold; }
+pre { background: #f7f7f7; border: 1px solid #ddd; padding: 10px; overflow-x: auto; font-size: 0.85em; }
+code, .hash { font-family: Menlo, Consolas, monospace; font-size: 0.88em; word-break: break-all; }
+footer { margin-top: 2.5em; color: #777; font-size: 0.85em; }
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape(str(value), quote=True)
+
+
+def _image_uri(path: str | os.PathLike) -> str | None:
+    """``data:`` URI of a PNG or JPEG file, or None if it is missing or not such an image."""
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError:
+        return None
+    if data.startswith(b"\x89PNG\r\n\x1a\n"):
+        mime = "image/png"
+    elif data.startswith(b"\xff\xd8\xff"):
+        mime = "image/jpeg"
+    else:
+        return None
+    return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
+
+
+def _figure(path: Any, caption: str) -> str:
+    if not path:
+        return ""
+    uri = _image_uri(path)
+    if uri is None:
+        return (f'<figure><div class="missing">picture not available<br><code>{_e(Path(path).name)}</code></div>'
+                f"<figcaption>{_e(caption)}</figcaption></figure>")
+    return (f'<figure><img src="{uri}" alt="{_e(caption)}">'
+            f"<figcaption>{_e(caption)}</figcaption></figure>")
+
+
+def _number(value: Any) -> float | None:
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def metrics_html(methods: Mapping[str, Mapping[str, Any]], main_method: str | None = None) -> str:
+    """The metrics table: one row per method, the best value of each column highlighted.
+
+    Parameters
+    ----------
+    methods : mapping of str to mapping
+        Method name -> ``{"metrics": {key: value}}`` with the keys of `COLUMNS` (missing keys
+        show as a dash).
+    main_method : str, optional
+        Its row is set in bold.
+
+    Returns
+    -------
+    str
+        An HTML ``<table>``.
+    """
+    rows = {name: dict(entry.get("metrics") or {}) for name, entry in methods.items()}
+    best: dict[str, float] = {}
+    for key, _h, _u, lower, _s in COLUMNS:
+        values = [v for v in (_number(m.get(key)) for m in rows.values()) if v is not None]
+        if values:
+            best[key] = min(values) if lower else max(values)
+    head = "".join(f"<th>{_e(h)}<br><small>{_e(u)}</small></th>" for _k, h, u, _l, _s in COLUMNS)
+    lines = [f'<table class="metrics"><thead><tr><th class="name">method</th>{head}</tr></thead><tbody>']
+    for name, m in rows.items():
+        cells = []
+        for key, _h, _u, _lower, scale in COLUMNS:
+            v = _number(m.get(key))
+            if v is None:
+                cells.append("<td>&ndash;</td>")
+                continue
+            text = f"{scale * v:.0f}" if scale != 1.0 else f"{v:.2f}"
+            cls = ' class="best"' if key in best and v == best[key] and len(rows) > 1 else ""
+            cells.append(f"<td{cls}>{_e(text)}</td>")
+        tr = ' class="main"' if name == main_method else ""
+        lines.append(f'<tr{tr}><td class="name">{_e(name)}</td>{"".join(cells)}</tr>')
+    lines.append("</tbody></table>")
+    return "\n".join(lines)
+
+
+def _hash_rows(hashes: Mapping[str, Any]) -> str:
+    out = []
+    for label, value in hashes.items():
+        if isinstance(value, Mapping):
+            value = value.get("sha256", "")
+        out.append(f'<tr><td class="name">{_e(label)}</td><td class="name hash">{_e(value or "-")}</td></tr>')
+    return "\n".join(out)
+
+
+def _json_block(data: Any) -> str:
+    text = json.dumps(data, indent=2, sort_keys=True, default=str, ensure_ascii=False)
+    return f"<pre>{_e(text)}</pre>"
+
+
+def render_html(context: Mapping[str, Any]) -> str:
+    """The report page as a string (see `write_report` for ``context``)."""
+    from .. import __version__
+
+    title = str(context.get("title") or "skull2face facial approximation")
+    methods: Mapping[str, Mapping[str, Any]] = context.get("methods") or {}
+    main = context.get("main_method")
+    if main is None and methods:
+        main = "skull2face" if "skull2face" in methods else next(iter(methods))
+    main_entry = methods.get(main, {}) if main else {}
+
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        '<meta name="viewport" content="width=device-width, initial-scale=1">',
+        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body><main>",
+        f"<h1>{_e(title)}</h1>",
+    ]
+    if context.get("subject"):
+        parts.append(f'<p class="subtitle">Subject: {_e(context["subject"])}</p>')
+    first, _, rest = STATEMENT.partition(". ")
+    parts.append(f'<div class="statement" role="note"><strong>{_e(first)}.</strong> {_e(rest)}</div>')
+
+    parts.append("<h2>Skull and predicted face</h2>")
+    gallery = [_figure(context.get("input_picture"), "input skull"),
+               _figure(main_entry.get("picture"), f"predicted face ({main})" if main else "predicted face")]
+    if context.get("truth_picture"):
+        gallery.append(_figure(context["truth_picture"], "true face (for evaluation only)"))
+    parts.append('<div class="gallery">' + "".join(g for g in gallery if g) + "</div>")
+
+    if methods:
+        parts.append("<h2>Accuracy against the true skin</h2>")
+        parts.append(metrics_html(methods, main))
+        parts.append(f'<p class="explain">{_e(ERROR_EXPLANATION)}</p>')
+        summaries = [(n, e.get("summary")) for n, e in methods.items() if e.get("summary")]
+        if summaries:
+            parts.append("<ul>" + "".join(f"<li><strong>{_e(n)}</strong>: {_e(s)}</li>" for n, s in summaries)
+                         + "</ul>")
+        heat = [_figure(e.get("heatmap"), f"error map: {n}") for n, e in methods.items() if e.get("heatmap")]
+        if heat:
+            parts.append("<h2>Where the errors are</h2>")
+            parts.append('<p class="explain">Distance from the true skin to each prediction, per point of the '
+                         "face region (mm).</p>")
+            parts.append('<div class="gallery">' + "".join(heat) + "</div>")
+        others = [_figure(e.get("picture"), f"face: {n}") for n, e in methods.items()
+                  if n != main and e.get("picture")]
+        if others:
+            parts.append("<h2>The other methods' faces</h2>")
+            parts.append('<div class="gallery">' + "".join(others) + "</div>")
+
+    for note in context.get("notes") or ():
+        parts.append(f'<p class="explain">{_e(note)}</p>')
+    if context.get("region"):
+        parts.append("<h2>Face region measured</h2>" + _json_block(context["region"]))
+    if context.get("settings") is not None:
+        parts.append("<h2>Settings</h2>" + _json_block(context["settings"]))
+    hashes = context.get("hashes") or {}
+    if hashes:
+        parts.append('<h2>Inputs (SHA-256)</h2><table class="hashes"><tbody>' + _hash_rows(hashes)
+                     + "</tbody></table>")
+    parts.append(f"<footer>skull2face {_e(__version__)}. Knyaz et al. 2020-style facial approximation; "
+                 "this page is self-contained and needs no network.</footer>")
+    parts.append("</main></body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def write_report(out_dir: str | os.PathLike, context: Mapping[str, Any]) -> Path:
+    """Write ``out_dir/report.html``: one self-contained page a forensic user can open offline.
+
+    Parameters
+    ----------
+    out_dir : path-like
+        Created if needed.
+    context : mapping
+        What to show; every key is optional:
+
+        ``title`` : str
+            Page title.
+        ``subject`` : str
+            Name of the case or test head.
+        ``input_picture`` : path
+            PNG/JPEG of the input skull.
+        ``truth_picture`` : path
+            PNG/JPEG of the true face, when known (evaluation on a test head).
+        ``methods`` : mapping of str to mapping
+            One entry per method (``"skull2face"``, ``"tissue-depth"``, ...), in display order::
+
+                {"metrics": {"rmse_mm": float, "mean_mm": float, "median_mm": float,
+                             "p95_mm": float, "max_mm": float,          # mm
+                             "share_within_1mm": float, "share_within_2mm": float,
+                             "share_within_2.5mm": float,               # fractions 0..1
+                             ...},                                      # other keys ignored
+                 "picture": path,   # PNG of that method's face
+                 "heatmap": path,   # PNG of its error on the true skin
+                 "summary": str}    # one line about the method
+
+            (the ``truth_to_prediction`` record of `skull2face.evaluate.evaluate` fits
+            ``metrics`` as is).
+        ``main_method`` : str
+            The method the page is about (default ``"skull2face"`` if present, else the first);
+            its picture is "the predicted face" and its table row is bold.
+        ``settings`` : JSON-serialisable
+            Shown as pretty JSON.
+        ``hashes`` : mapping of str to str (or to a mapping with ``"sha256"``)
+            Label -> SHA-256 of each input file.
+        ``region`` : JSON-serialisable
+            Description of the measured face region, shown as JSON.
+        ``notes`` : list of str
+            Extra paragraphs.
+
+        Pictures that are missing or not PNG/JPEG show as a placeholder naming the file.
+
+    Returns
+    -------
+    pathlib.Path
+        The page, written atomically.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return write_text(out / REPORT_NAME, render_html(context))
+
+
+def find_browser() -> str | None:
+    """Path of a Chromium-family browser on PATH, or None."""
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def screenshot(html_path: str | os.PathLike, png_path: str | os.PathLike, width: int = 1200,
+               height: int = 1600, timeout_s: float = 120.0) -> bool:
+    """Render a page to PNG with headless Chromium.
+
+    Parameters
+    ----------
+    html_path : path-like
+        A local HTML file.
+    png_path : path-like
+        Where the PNG goes (written atomically).
+    width, height : int
+        Window size in CSS pixels; the picture is the top ``height`` pixels of the page.
+    timeout_s : float
+        Give up after this long.
+
+    Returns
+    -------
+    bool
+        True if the PNG was written; False if no browser is installed or it failed (logged).
+    """
+    browser = find_browser()
+    if browser is None:
+        return False
+    page = Path(html_path).resolve()
+    target = Path(png_path)
+    with tempfile.TemporaryDirectory(prefix="skull2face-chromium-") as profile:
+        try:
+            with atomic_path(target) as tmp:
+                tmp.unlink()  # so a browser that writes nothing cannot pass off the empty temp file
+                # Flags: no sandbox (root in containers), no GPU, and nothing that reaches the
+                # network (QUIC, background fetches, component and sync updates).
+                cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                       "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                       "--disable-sync", "--hide-scrollbars", f"--user-data-dir={profile}",
+                       f"--screenshot={tmp}", f"--window-size={int(width)},{int(height)}", page.as_uri()]
+                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s,
+                                      stdin=subprocess.DEVNULL, check=False)
+                if not tmp.is_file() or tmp.stat().st_size == 0:
+                    raise RuntimeError(f"exit {proc.returncode}: {proc.stderr.strip()[-500:]}")
+        except (OSError, subprocess.SubprocessError, RuntimeError) as exc:
+            log.warning("screenshot of %s with %s failed: %s", page, browser, exc)
+            return False
+    return True
+
+
+__all__ = ["COLUMNS", "REPORT_NAME", "STATEMENT", "find_browser", "metrics_html", "render_html",
+           "screenshot", "write_report"]

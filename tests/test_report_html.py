@@ -1,0 +1,129 @@
+"""The HTML report: self-contained, every number and picture on it, the statement prominent."""
+
+import base64
+import re
+
+import numpy as np
+import pytest
+
+from skull2face.report import html as report
+
+
+def _png(path, colour, size=(40, 60)):
+    from PIL import Image
+
+    img = np.zeros((*size, 3), np.uint8)
+    img[...] = colour
+    img[5:15, 5:25] = (255 - np.asarray(colour)).astype(np.uint8)
+    Image.fromarray(img).save(path)
+    return path
+
+
+METRICS = {
+    "skull2face": {"rmse_mm": 2.345, "mean_mm": 1.876, "median_mm": 1.5, "p95_mm": 4.4, "max_mm": 9.1,
+                   "share_within_1mm": 0.31, "share_within_2mm": 0.62, "share_within_2.5mm": 0.71,
+                   "signed_mean_mm": 0.2},
+    "tissue-depth": {"rmse_mm": 3.9, "mean_mm": 2.95, "median_mm": 2.4, "p95_mm": 7.75, "max_mm": 8.2,
+                     "share_within_1mm": 0.22, "share_within_2mm": 0.43, "share_within_2.5mm": 0.52},
+    "mean-face": {"rmse_mm": 5.1, "mean_mm": 4.0, "median_mm": 3.3, "p95_mm": 10.2, "max_mm": 20.5,
+                  "share_within_1mm": 0.15, "share_within_2mm": 0.33, "share_within_2.5mm": 0.40},
+    "nearest-skull": {"rmse_mm": 4.2, "mean_mm": 3.1, "median_mm": None, "p95_mm": 8.8, "max_mm": 15.0,
+                      "share_within_1mm": 0.2, "share_within_2mm": 0.4, "share_within_2.5mm": 0.5},
+}
+
+
+@pytest.fixture()
+def page(tmp_path):
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    colours = iter([(200, 30, 30), (30, 200, 30), (30, 30, 200), (200, 200, 30), (30, 200, 200),
+                    (200, 30, 200), (120, 120, 120), (90, 40, 10), (10, 90, 40), (40, 10, 90)])
+    methods = {}
+    for name, m in METRICS.items():
+        methods[name] = {"metrics": m, "picture": _png(pics / f"{name}_face.png", next(colours)),
+                         "heatmap": _png(pics / f"{name}_heat.png", next(colours)),
+                         "summary": f"summary of {name} <b>not bold</b>"}
+    context = {
+        "title": "Case <17> & friends",
+        "subject": "headsq",
+        "input_picture": _png(pics / "skull.png", (250, 250, 240)),
+        "truth_picture": _png(pics / "truth.png", (240, 200, 180)),
+        "methods": methods,
+        "settings": {"size": 256, "schedule": "8:2,16:2", "note": "<script>alert(1)</script>"},
+        "hashes": {"test CT": "ab" * 32, "model": {"sha256": "cd" * 32}},
+        "region": {"forehead_mm": 30},
+    }
+    path = report.write_report(tmp_path / "out", context)
+    return path, context
+
+
+def test_page_holds_every_number_picture_and_the_statement(page):
+    path, context = page
+    assert path.name == "report.html" and path.is_file()
+    text = path.read_text(encoding="utf-8")
+    # the metrics, formatted: mm to two decimals, shares in %
+    for name, m in METRICS.items():
+        assert f">{name}<" in text
+        for key in ("rmse_mm", "mean_mm", "p95_mm", "max_mm"):
+            assert f">{m[key]:.2f}<" in text
+        for key in ("share_within_1mm", "share_within_2mm", "share_within_2.5mm"):
+            assert f">{100 * m[key]:.0f}<" in text
+    assert "&ndash;" in text  # a missing value shows as a dash
+    # the best per column is highlighted: lowest RMSE / max, highest share within 2.5 mm
+    assert '<td class="best">2.35</td>' in text
+    assert '<td class="best">8.20</td>' in text  # tissue-depth has the smallest max
+    assert '<td class="best">71</td>' in text
+    # every picture is embedded, byte for byte, as a data URI
+    uris = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)
+    files = [context["input_picture"], context["truth_picture"]]
+    files += [e[k] for e in context["methods"].values() for k in ("picture", "heatmap")]
+    embedded = {base64.b64decode(u) for u in uris}
+    for f in files:
+        assert f.read_bytes() in embedded, f
+    assert len(uris) == len(files)
+    # the statement, prominently (before the pictures), and what the errors mean
+    assert report.STATEMENT.split(".")[0] in text
+    assert text.index('class="statement"') < text.index("<img")
+    assert "investigative lead, not an identification" in text.lower()
+    assert "millimetres" in text
+    # hashes and settings
+    assert "ab" * 32 in text and "cd" * 32 in text
+    assert "&quot;schedule&quot;: &quot;8:2,16:2&quot;" in text
+
+
+def test_page_is_self_contained_and_escaped(page):
+    path, _ = page
+    text = path.read_text(encoding="utf-8")
+    assert "http://" not in text and "https://" not in text
+    assert "<script" not in text.lower()  # the settings' script tag is escaped text
+    assert "&lt;script&gt;" in text
+    assert "<link" not in text.lower() and "@import" not in text and "url(" not in text
+    for src in re.findall(r'src="([^"]*)"', text):
+        assert src.startswith("data:image/")
+    assert "Case &lt;17&gt; &amp; friends" in text
+    assert "<b>not bold</b>" not in text
+
+
+def test_missing_pictures_show_a_placeholder(tmp_path):
+    path = report.write_report(tmp_path, {"title": "t", "input_picture": tmp_path / "nope.png",
+                                          "methods": {"skull2face": {"metrics": {"rmse_mm": 1.0}}}})
+    text = path.read_text(encoding="utf-8")
+    assert "picture not available" in text and "nope.png" in text
+    # a single method has nothing to be best against
+    assert 'class="best"' not in text
+
+
+def test_screenshot_renders_the_page(page, tmp_path):
+    path, _ = page
+    if report.find_browser() is None:
+        pytest.skip("no Chromium-family browser installed")
+    from PIL import Image
+
+    png = tmp_path / "shot.png"
+    assert report.screenshot(path, png, width=900, height=1200)
+    img = np.asarray(Image.open(png).convert("RGB")).astype(float)
+    assert img.shape[:2] == (1200, 900)
+    # not blank: text, the red statement box and the pictures make it far from uniform
+    assert img.std() > 20
+    red = (img[..., 0] > 180) & (img[..., 1] < 80) & (img[..., 2] < 80)
+    assert red.sum() > 500  # the statement's border
