@@ -259,6 +259,37 @@ def _run_evaluate(args) -> int:
     return 0
 
 
+def _add_report(sub) -> None:
+    p = sub.add_parser("report", help="one self-contained HTML page from predict/evaluate folders or a demo run",
+                       description="Gather predictions and evaluations (a demo run folder, or any predict/ and "
+                                   "evaluate/ folders) into report.html: pictures, error heat maps, the metrics table "
+                                   "of every method, settings and input hashes. Opens offline.")
+    p.add_argument("dirs", nargs="+", metavar="RUN_OR_DIR", help="demo run folder, predict or evaluate folders")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--title", default=None)
+    p.add_argument("--screenshot", action="store_true", help="also write report.png with headless Chromium")
+    p.set_defaults(func=_run_report)
+
+
+def _run_report(args) -> int:
+    from pathlib import Path
+
+    from .demo import metrics_table
+    from .report.collect import context_from_dirs
+    from .report.html import screenshot, write_report
+
+    ctx = context_from_dirs(args.dirs, title=args.title)
+    page = write_report(args.out, ctx)
+    rows = {m: v["metrics"] for m, v in ctx["methods"].items() if v.get("metrics")}
+    if rows:
+        print(metrics_table(rows))
+    if args.screenshot:
+        shot = Path(args.out) / "report.png"
+        print(f"screenshot: {shot}" if screenshot(page, shot) else "screenshot: no Chromium found")
+    print(f"report: {page}")
+    return 0
+
+
 def _add_demo(sub) -> None:
     p = sub.add_parser("demo", help="the whole job on the bundled real data (leave one head out) with a report",
                        description="Build a dataset from the bundled CTs holding one real head out, train briefly on "
@@ -314,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_predict(sub)
     _add_evaluate(sub)
+    _add_report(sub)
     _add_demo(sub)
     _add_samples(sub)
     return parser

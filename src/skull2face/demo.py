@@ -69,6 +69,7 @@ def run_demo(out_dir: str | Path = "runs/demo", settings: DemoSettings | None = 
     from .dataset.build import DatasetSettings, build_dataset, head_name
     from .evaluate import evaluate
     from .predict import PredictSettings, make_bundle, predict
+    from .report.collect import context_from_dirs
     from .report.html import write_report
     from .train import TrainSettings, train
 
@@ -120,16 +121,10 @@ def run_demo(out_dir: str | Path = "runs/demo", settings: DemoSettings | None = 
 
     log.info("5/5 report")
     table = metrics_table(rows)
-    context = {
-        "title": f"skull2face demo: the face of {settings.test_head}, a real head the model never saw",
-        "subject": settings.test_head,
-        "input_picture": str(out / "predict" / "skull2face" / "predict.png"),
-        "methods": {m: {"metrics": rows[m], "picture": str(out / "predict" / m / "predict.png"),
-                        "heatmap": str(out / "evaluate" / m / "heatmap.png")} for m in METHOD_ORDER},
-        "settings": {"demo": dataclasses.asdict(settings), "train": ts.to_json() if hasattr(ts, "to_json") else {}},
-        "hashes": {"test CT": preds["skull2face"]["input"]["sha256"]},
-        "region": evals["skull2face"].get("region"),
-    }
+    context = context_from_dirs([out], title=f"skull2face demo: the face of {settings.test_head}, "
+                                             "a real head the model never saw",
+                                settings={"demo": dataclasses.asdict(settings), "train": dataclasses.asdict(ts)})
+    context["truth_picture"] = None
     report = write_report(out / "report", context)
     timings["total_s"] = time.perf_counter() - t0
     summary = {"table": table, "rows": rows, "report": str(report), "timings": {k: round(v, 1) for k, v in timings.items()}}

@@ -628,7 +628,7 @@ def _boxes(pts: dict[str, np.ndarray], m: np.ndarray):
                                               else f"{NO_TRAGION_Z_MM:g} (no tragion)"),
             "y_max": r(y_max), "y_max_rule": f"n_y + {FOREHEAD_MM:g}",
             "y_min": r(y_min), "y_min_rule": (f"me_y - {BELOW_MENTON_MM:g}" if me_y is not None
-                                              else "none (no menton): the surface's own end"),
+                                              else "n_y - 120 - 5 (no menton: a typical adult face height n-me)"),
             "x_half": r(x_half), "x_half_rule": (f"mean |zy'_x| + {ZYGION_MARGIN_MM:g}" if zy is not None
                                                  else f"{NO_ZYGION_HALF_WIDTH_MM:g} (no zygion)"),
         },
