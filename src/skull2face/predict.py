@@ -119,8 +119,10 @@ def load_model(settings: PredictSettings):
     g, meta = load_generator(path)
     refs = None
     if path.is_file():
-        payload = torch.load(path, map_location="cpu", weights_only=False)
+        payload = torch.load(path, map_location="cpu", weights_only=True)
         refs = payload.get("references")
+        if refs is not None:
+            refs = {k: (v.float().numpy() if isinstance(v, torch.Tensor) else v) for k, v in refs.items()}
     return g, meta, refs
 
 
@@ -136,11 +138,12 @@ def make_bundle(run_dir: str | os.PathLike, data_dir: str | os.PathLike, path: s
     from .dataset.reader import load_manifest
     from .geometry.depthmap import load_depthmap
     from .io.atomic import atomic_path
+    from . import baselines
     from .train import export_generator
 
     path = Path(path)
     export_generator(run_dir, path)
-    payload = torch.load(path, map_location="cpu", weights_only=False)
+    payload = torch.load(path, map_location="cpu", weights_only=True)
     res = int(payload["meta"]["resolution"])
     man = load_manifest(data_dir)
     pairs = [s for s in man.samples if s["kind"] == "paired" and s["split"] == "train"]
@@ -150,23 +153,36 @@ def make_bundle(run_dir: str | os.PathLike, data_dir: str | os.PathLike, path: s
         chosen = [s for s in pairs if s["real"]] + [s for s in chosen if not s["real"]][: n_refs - 1]
 
     def at_res(dm: DepthMap) -> np.ndarray:
-        from .dataset.reader import downsample_map
-
-        h = dm.height
-        return np.asarray(downsample_map(h, res), dtype=np.float16) if h.shape[0] != res else h.astype(np.float16)
+        return block_mean_mm(dm.height, res).astype(np.float16)
 
     faces = [load_depthmap(man.root / s["files"]["face"]) for s in pairs]
-    mean = np.nanmean(np.stack([f.height for f in faces]), axis=0)
-    cover = np.mean(np.stack([f.mask for f in faces]), axis=0)
-    mean[cover < 0.5] = np.nan
+    mean = baselines.mean_face(faces).height
+    # tensors, not numpy arrays: the file must load with torch.load(weights_only=True)
     refs = {"resolution": res, "ids": [s["id"] for s in chosen],
-            "skull": np.stack([at_res(load_depthmap(man.root / s["files"]["skull"])) for s in chosen]),
-            "face": np.stack([at_res(load_depthmap(man.root / s["files"]["face"])) for s in chosen]),
-            "mean_face": at_res(DepthMap(mean.astype(np.float32), np.isfinite(mean), faces[0].spec))}
+            "skull": torch.from_numpy(np.stack([at_res(load_depthmap(man.root / s["files"]["skull"]))
+                                                for s in chosen])),
+            "face": torch.from_numpy(np.stack([at_res(load_depthmap(man.root / s["files"]["face"])) for s in chosen])),
+            "mean_face": torch.from_numpy(at_res(DepthMap(mean.astype(np.float32), np.isfinite(mean), faces[0].spec)))}
     payload["references"] = refs
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     return path
+
+
+def block_mean_mm(height: np.ndarray, res: int) -> np.ndarray:
+    """Downsample a height map (H, W) float32 mm, NaN off-surface, to (res, res): the mean of
+    each block's valid pixels where more than half are valid, else NaN (as the training data)."""
+    h, w = height.shape
+    fh, fw = h // res, w // res
+    if fh * res != h or fw * res != w:
+        raise ValueError(f"map size {(h, w)} is not a multiple of {res}")
+    if fh == fw == 1:
+        return height.astype(np.float32)
+    blocks = height.reshape(res, fh, res, fw)
+    valid = np.isfinite(blocks)
+    count = valid.sum(axis=(1, 3))
+    mean = np.where(valid, blocks, 0.0).sum(axis=(1, 3)) / np.maximum(count, 1)
+    return np.where(count > fh * fw / 2, mean, np.nan).astype(np.float32)
 
 
 def _spec_for(settings: PredictSettings, meta: dict, frame: np.ndarray, sha: str) -> RenderSpec:
@@ -179,7 +195,13 @@ def _spec_for(settings: PredictSettings, meta: dict, frame: np.ndarray, sha: str
 
 
 def generator_face(g, meta: dict, skull_map: DepthMap) -> DepthMap:
-    """Run the generator on a skull map; the face map comes back in the same spec (mm)."""
+    """Run the generator on a skull map; the face map comes back in the same spec (mm).
+
+    A residual generator (``meta["residual"]``, see `skull2face.train`) predicts the soft-tissue
+    thickness ``face * meta["thickness_range_mm"]`` above the filled skull
+    (`skull2face.geometry.fill.filled_height` of this skull map with ``meta["fill_radius_mm"]``),
+    clipped to the depth range as in training; otherwise ``face`` is the normalised face height.
+    """
     import torch
 
     from .geometry.depthmap import denormalise, normalise
@@ -190,7 +212,18 @@ def generator_face(g, meta: dict, skull_map: DepthMap) -> DepthMap:
         out = g(torch.from_numpy(x.astype(np.float32)))
     face = out.face[0, 0].numpy()
     mask = (out.mask_logit[0, 0].numpy() > 0) if out.mask_logit is not None else face > 1e-6
-    height = denormalise(face, skull_map.spec, k, mask=mask)
+    if meta.get("residual", False):
+        from .geometry.fill import DEFAULT_RADIUS_MM, filled_height
+
+        spec = skull_map.spec
+        # As in training, where the skull reaches the network through its normalised map: clipped.
+        skull_mm = np.where(skull_map.mask, np.clip(skull_map.height, spec.z_near, spec.z_far), np.nan)
+        filled = filled_height(skull_mm, spec.mm_per_px, float(meta.get("fill_radius_mm", DEFAULT_RADIUS_MM)))
+        mm = np.clip(filled.astype(np.float64) + face.astype(np.float64) * float(meta["thickness_range_mm"]),
+                     spec.z_near, spec.z_far)
+        height = np.where(mask, mm, np.nan).astype(np.float32)
+    else:
+        height = denormalise(face, skull_map.spec, k, mask=mask)
     return DepthMap(height.astype(np.float32), np.isfinite(height), skull_map.spec)
 
 
@@ -201,23 +234,18 @@ def _reference_maps(settings: PredictSettings, refs: dict | None, spec: RenderSp
         return DepthMap(h, np.isfinite(h), spec)
 
     if settings.data:
-        from .dataset.reader import downsample_map, load_manifest
+        from .baselines import mean_face, resample_to
+        from .dataset.reader import load_manifest
         from .geometry.depthmap import load_depthmap
 
         man = load_manifest(settings.data)
         pairs = [s for s in man.samples if s["kind"] == "paired" and s["split"] == "train"]
-        res = spec.size[0]
 
         def at(rel):
-            h = load_depthmap(man.root / rel).height
-            return dm(downsample_map(h, res) if h.shape[0] != res else h)
+            return resample_to(load_depthmap(man.root / rel), spec)
 
         ref_pairs = [(at(s["files"]["skull"]), at(s["files"]["face"])) for s in pairs]
-        stack = np.stack([f.height for _, f in ref_pairs])
-        cover = np.isfinite(stack).mean(axis=0)
-        mean = np.nanmean(stack, axis=0)
-        mean[cover < 0.5] = np.nan
-        return dm(mean), ref_pairs
+        return dm(mean_face([f for _, f in ref_pairs]).height), ref_pairs
     if refs is None:
         raise InputError(settings.model or default_model_path(),
                          "this model holds no reference maps for the baselines: pass --data DATASET")
@@ -261,8 +289,18 @@ def predict(input_path: str | os.PathLike, out_dir: str | os.PathLike, settings:
     if settings.method == "skull2face" or (settings.method in ("mean-face", "nearest-skull") and not settings.data):
         g, meta, refs = load_model(settings)
     sha = file_sha256(input_path)
-    spec = _spec_for(settings, meta if settings.method == "skull2face" or (refs and not settings.data) else {},
-                     frame.matrix, sha)
+    grid = meta if settings.method == "skull2face" or (refs and not settings.data) else {}
+    if settings.method in ("mean-face", "nearest-skull") and settings.data:
+        from .dataset.reader import load_manifest
+
+        man = load_manifest(settings.data)
+        first = man.samples[0]["files"].get("skull") or man.samples[0]["files"]["face"]
+        from .geometry.depthmap import load_depthmap
+
+        ref = load_depthmap(man.root / first).spec  # the dataset's grid, so its maps are used as they are
+        grid = {"resolution": ref.size[0], "mm_per_px": ref.mm_per_px, "z_near": ref.z_near, "z_far": ref.z_far,
+                "centre": ref.centre}
+    spec = _spec_for(settings, grid, frame.matrix, sha)
     t = time.perf_counter()
     skull_map = render(skull, spec)
     timings["render_s"] = time.perf_counter() - t
