@@ -210,6 +210,27 @@ def _run_train(args) -> int:
     return 0
 
 
+def _add_export(sub) -> None:
+    p = sub.add_parser("export", help="a training run -> one model file (generator + baseline references)",
+                       description="Write the run's best generator with the mean training face and reference "
+                                   "training pairs (for --method mean-face / nearest-skull) into one file that "
+                                   "`predict --model` reads.")
+    p.add_argument("run", help="training run folder")
+    p.add_argument("--data", required=True, help="the dataset the run trained on")
+    p.add_argument("--out", required=True, metavar="MODEL.pt")
+    p.set_defaults(func=_run_export)
+
+
+def _run_export(args) -> int:
+    from pathlib import Path
+
+    from .predict import make_bundle
+
+    path = make_bundle(args.run, args.data, args.out)
+    print(f"wrote {path} ({Path(path).stat().st_size / 1e6:.1f} MB)")
+    return 0
+
+
 def _add_predict(sub) -> None:
     p = sub.add_parser("predict", help="skull mesh or head CT -> face mesh (PLY/STL/OBJ, input coordinates)",
                        description="Predict the face of a skull. INPUT is a skull mesh (landmarks given or detected) "
@@ -343,6 +364,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_depth2mesh(sub)
     _add_dataset(sub)
     _add_train(sub)
+    _add_export(sub)
     _add_predict(sub)
     _add_evaluate(sub)
     _add_report(sub)

@@ -1,0 +1,77 @@
+"""predict and demo as a user runs them."""
+
+import json
+
+import igl
+import numpy as np
+import pytest
+import trimesh
+from scipy.spatial.transform import Rotation
+
+from skull2face import samples
+from skull2face.cli import main
+from skull2face.predict import PredictSettings, default_model_path, predict
+
+
+@pytest.fixture(scope="module")
+def ct_prediction(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pred")
+    rec = predict(samples.path("headsq"), out, PredictSettings(method="tissue-depth"))
+    return out, rec
+
+
+def test_predict_from_ct_writes_meshes_in_ct_coordinates(ct_prediction):
+    out, rec = ct_prediction
+    for name in ("face.ply", "face.stl", "face.obj", "face_map.npz", "face_map.json", "skull_map.npz",
+                 "skull_landmarks.json", "predict.png", "predict.json", "truth_skin.ply"):
+        assert (out / name).is_file(), name
+    face = trimesh.load(out / "face.ply", process=False)
+    truth = trimesh.load(out / "truth_skin.ply", process=False)
+    d = np.sqrt(igl.point_mesh_squared_distance(face.vertices, truth.vertices, truth.faces)[0])
+    # the face lies on the head, in the CT's own millimetres
+    assert np.median(d) < 6.0
+    assert rec["input"]["kind"] == "ct" and len(rec["input"]["sha256"]) == 64
+
+
+def test_rigid_motion_of_the_skull_moves_the_face_the_same_way(ct_prediction, tmp_path):
+    out, _ = ct_prediction
+    skull = trimesh.load(out / "skull.ply", process=False)
+    T = np.eye(4)
+    T[:3, :3] = Rotation.from_euler("xyz", [20, -35, 50], degrees=True).as_matrix()
+    T[:3, 3] = [40.0, -25.0, 120.0]
+    moved = skull.copy()
+    moved.apply_transform(T)
+    moved.export(tmp_path / "moved_skull.ply")
+    skull.export(tmp_path / "skull.ply")
+    a = predict(tmp_path / "skull.ply", tmp_path / "a", PredictSettings(method="tissue-depth"), picture=False)
+    b = predict(tmp_path / "moved_skull.ply", tmp_path / "b", PredictSettings(method="tissue-depth"), picture=False)
+    fa = trimesh.load(tmp_path / "a" / "face.ply", process=False)
+    fb = trimesh.load(tmp_path / "b" / "face.ply", process=False)
+    fa.apply_transform(T)  # where the first face should be after the motion
+    d = np.sqrt(igl.point_mesh_squared_distance(fb.vertices, fa.vertices, fa.faces)[0])
+    assert np.median(d) < 0.5 and np.quantile(d, 0.9) < 2.0, (np.median(d), np.quantile(d, 0.9))
+    assert a["pose"]["mode"] == b["pose"]["mode"] == "scan"
+
+
+def test_bad_input_is_named(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("x")
+    assert main(["predict", str(tmp_path / "notes.txt"), "--out", str(tmp_path / "o"), "--method", "tissue-depth"]) == 2
+    assert "notes.txt" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not default_model_path().is_file(), reason="no bundled model in this checkout")
+def test_default_model_predicts_after_install(tmp_path):
+    rec = predict(samples.path("arothron_skull"), tmp_path, PredictSettings())
+    assert rec["method"] == "skull2face" and rec["face"]["faces"] > 1000
+    assert default_model_path().stat().st_size < 20e6
+
+
+def test_demo_quick_end_to_end(tmp_path, capsys):
+    assert main(["-q", "demo", "--quick", "--out", str(tmp_path / "demo")]) == 0
+    out = capsys.readouterr().out
+    for method in ("skull2face", "tissue-depth", "mean-face", "nearest-skull"):
+        assert method in out
+    summary = json.loads((tmp_path / "demo" / "demo.json").read_text())
+    page = (tmp_path / "demo" / "report" / "report.html").read_text()
+    assert "investigative lead" in page and "data:image/png;base64," in page
+    assert set(summary["rows"]) == {"skull2face", "tissue-depth", "mean-face", "nearest-skull"}
