@@ -27,6 +27,7 @@ from skull2face.dataset.reader import (
 )
 from skull2face.errors import InputError
 from skull2face.geometry.depthmap import DepthMap, RenderSpec, normalise, save_depthmap
+from skull2face.geometry.fill import filled_height
 from skull2face.io.atomic import write_json
 from skull2face.io.landmarks import LandmarkSet, write_landmarks
 from skull2face.model import rescale_px
@@ -252,6 +253,8 @@ def test_settings():
         TrainSettings(schedule="8:1,32:1", final_res=32)
     with pytest.raises(ValueError, match="final_res"):
         TrainSettings(schedule="8:1,16:1", final_res=32)
+    with pytest.raises(ValueError, match="init_thickness_mm"):
+        TrainSettings(thickness_min_mm=10.0)
     assert TrainSettings.from_json(s.to_json()) == s
     args = build_parser().parse_args(["--data", "d", "--out", "o", "--final-res", "64", "--no-staged",
                                       "--betas", "0.4,0.9", "--stop-after-epochs", "3"])
@@ -313,10 +316,12 @@ def test_train_outputs(unbroken):
         assert list(r["val_per_sample_mae_mm"]) == ["hT-real"]
     info = json.loads((out / "train.json").read_text())
     assert info["settings"]["lambda1"] == 100.0 and info["stages"] == [[8, 1], [16, 2], [32, 1]]
+    assert info["settings"]["residual"] is True and info["settings"]["thickness_range_mm"] == 60.0
     assert info["data"]["val_ids"] == ["hT-real"]
     assert info["data"]["train_counts"] == {"paired": 5, "unpaired-skull": 3, "unpaired-face": 3}
     best = _state(out / "best.pt")
     assert best["epoch"] == summary["best"]["epoch"]
+    assert best["data_meta"]["residual"] is True and best["settings"]["residual"] is True
     assert best["metrics"]["val_mae_mm"] == min(r["val_mae_mm"] for r in rows)
     assert not list(out.glob(".tmp-*"))
     # An existing run is never overwritten silently.
@@ -337,6 +342,8 @@ def test_resume_is_exact(dataset, unbroken, tmp_path):
         f.write(json.dumps({"epoch": 3, "res": 16}) + "\n")
     with pytest.raises(InputError, match="lambda1"):
         train(dataset, tmp_path, tiny(lambda1=5.0), resume=True)
+    with pytest.raises(InputError, match="residual"):
+        train(dataset, tmp_path, tiny(residual=False), resume=True)
     second = train(dataset, tmp_path, tiny(), resume=True)
     assert second["completed"] and second["epochs_done"] == 4
     ref, got = _state(out_ref / "last.pt"), _state(tmp_path / "last.pt")
@@ -358,19 +365,110 @@ def test_export_and_load(unbroken, tmp_path):
     assert (meta["k"], meta["z_near"], meta["z_far"], meta["resolution"]) == (4.0, Z_NEAR, Z_FAR, 32)
     assert meta["mm_per_px"] == MM_PER_PX and meta["centre"] == list(CENTRE)
     assert meta["epoch"] == ref_meta["epoch"] and meta["generator_kwargs"]["max_res"] == 32
+    assert meta["residual"] is True and ref_meta["residual"] is True
+    assert (meta["thickness_range_mm"], meta["fill_radius_mm"]) == (60.0, 15.0)
     x = torch.rand(2, 2, 32, 32)
     a, b = g(x), ref(x)
     assert torch.equal(a.face, b.face) and torch.equal(a.mask_logit, b.mask_logit)
     with pytest.raises(InputError):
         load_generator(tmp_path / "missing.pt")
+    # Files written before residual mode existed hold absolute (normalised) face heights.
+    old = _state(out / "last.pt")
+    for key in ("residual", "thickness_range_mm", "fill_radius_mm"):
+        del old["data_meta"][key]
+    torch.save(old, tmp_path / "old.pt")
+    assert load_generator(tmp_path / "old.pt")[1]["residual"] is False
+    legacy = {key: v for key, v in old["settings"].items() if key != "residual"}
+    assert TrainSettings.from_json(legacy).residual is False
+
+
+def test_filled_height():
+    # A dome with a pit (narrower than the disc) and a hole, on 2 mm pixels.
+    yy, xx = np.mgrid[0:40, 0:40] * 2.0 - 39.0
+    dome = (-10.0 - (xx**2 + yy**2) / 80.0).astype(np.float32)
+    h = np.where(xx**2 + yy**2 < 35.0**2, dome, np.nan)
+    h[18:22, 10:14] -= 20.0  # pit 8 mm wide
+    h[18:22, 26:30] = np.nan  # hole 8 mm wide
+    f = filled_height(h, 2.0, 15.0)
+    assert f.dtype == np.float32 and np.isfinite(f).all()
+    inside = np.isfinite(h)
+    assert np.all(f[inside] >= h[inside] - 1e-4)
+    # Pit and hole bridged to about the surrounding surface, smooth parts untouched.
+    assert np.abs(f[18:22, 10:14] - dome[18:22, 10:14]).max() < 3.0
+    assert np.abs(f[18:22, 26:30] - dome[18:22, 26:30]).max() < 3.0
+    smooth = inside.copy()
+    smooth[12:28, 4:36] = False
+    np.testing.assert_allclose(f[smooth], h[smooth], atol=1e-4)
+    # Off the bone: nearest value inside.
+    assert f[0, 0] == pytest.approx(f[np.isfinite(h)].min(), abs=5.0)
+    assert np.array_equal(filled_height(np.full((4, 4), np.nan), 1.0), np.zeros((4, 4), np.float32))
+    # Offset along the normal (a ball): +offset where the bone faces the viewer, more on slopes,
+    # and the silhouette grows by the offset.
+    flat = np.where(np.abs(xx) < 20.0, -10.0, np.nan).astype(np.float32)
+    off = filled_height(flat, 2.0, 0.0, offset_mm=6.0)
+    np.testing.assert_allclose(off[:, 20], -4.0, atol=1e-5)
+    col = int(np.flatnonzero(np.isfinite(flat[0]))[-1])
+    assert off[0, col + 2] == pytest.approx(-10.0 + np.sqrt(36.0 - 16.0), abs=1e-4)
+    assert np.all(filled_height(h, 2.0, 15.0, offset_mm=8.0)[inside] >= f[inside] + 8.0 - 1e-4)
+    np.testing.assert_array_equal(filled_height(h, 2.0, 0.0)[inside], h[inside])
+
+
+def test_untrained_residual_generator_adds_tissue():
+    """An untrained residual generator predicts the filled skull + init_thickness_mm, in mm."""
+    from skull2face.predict import generator_face
+    from skull2face.train import build_nets, residual_face
+
+    settings = tiny(init_thickness_mm=8.0, tissue_offset_mm=0.0, thickness_min_mm=0.0)
+    nets = build_nets(settings, torch.device("cpu"))
+    g = nets.g_mod.eval()
+    p = {"a": 60.0, "b": 75.0, "c": 70.0, "z0": -70.0, "dy": 0.0, "nose": 0.0}
+    cap = _cap(p, 0.0)
+    skull = cap.copy()
+    skull[14:17, 10:13] -= 15.0  # a pit (18 mm wide at 6 mm pixels, bridged by the 15 mm disc)
+    spec = _spec()
+    meta = {"k": 4.0, "residual": True, "thickness_range_mm": 60.0, "fill_radius_mm": 15.0}
+    filled = filled_height(skull, MM_PER_PX, 15.0)
+    x = torch.from_numpy(np.stack([normalise(skull, spec, 4.0), np.isfinite(skull).astype(np.float32)])[None])
+    with torch.no_grad():
+        o = g(x).face
+    thickness = o[0, 0].numpy() * 60.0
+    assert np.abs(thickness - 8.0).max() < 1.5, (thickness.min(), thickness.max())
+    # Prediction: face = filled skull + thickness (mm) where the (random) mask logit says face.
+    face = generator_face(g, meta, DepthMap(skull, np.isfinite(skull), spec))
+    assert face.mask.sum() > 50
+    np.testing.assert_allclose(face.height[face.mask], (filled + thickness)[face.mask], atol=1e-3)
+    assert np.all(np.abs(face.height[face.mask] - filled[face.mask] - 8.0) < 1.5)
+    pit = (slice(14, 17), slice(10, 13))  # bridged (the lid is flat, so below the slope of the cap)
+    assert (filled[pit] - skull[pit]).min() > 8.0 and np.all(filled[pit] <= cap[pit] + 0.5)
+    # The training path (normalised units) gives the same face.
+    v = residual_face(o, torch.from_numpy(filled)[None, None], 60.0, Z_NEAR, Z_FAR, 4.0)[0, 0].numpy()
+    mm = Z_NEAR + v.astype(np.float64) ** 0.25 * (Z_FAR - Z_NEAR)
+    np.testing.assert_allclose(mm, filled + thickness, atol=1e-2)
+    # Base offset along the normal, thickness allowed below it: the untrained output is the base.
+    g2 = build_nets(tiny(tissue_offset_mm=8.0, thickness_min_mm=-20.0, init_thickness_mm=0.0),
+                    torch.device("cpu")).g_mod.eval()
+    meta2 = {**meta, "tissue_offset_mm": 8.0, "thickness_min_mm": -20.0}
+    face2 = generator_face(g2, meta2, DepthMap(skull, np.isfinite(skull), spec))
+    base = filled_height(skull, MM_PER_PX, 15.0, 8.0)
+    d = np.abs(face2.height[face2.mask] - base[face2.mask])
+    assert np.median(d) < 1.0 and d.max() < 3.0
+    # Gradients stay finite through the clamp, at the ends of the depth range too.
+    o = torch.full((1, 1, 2, 2), 0.5, requires_grad=True)
+    residual_face(o, torch.tensor([[[[-400.0, -150.0], [0.0, 300.0]]]]), 60.0, Z_NEAR, Z_FAR, 0.5).sum().backward()
+    assert torch.isfinite(o.grad).all()
 
 
 def test_unstaged_without_face_discriminator(dataset, tmp_path):
-    s = tiny(schedule="8:1,16:1,32:1", staged=False, use_face_discriminator=False, gan_mode="vanilla")
+    # Also the non-residual mode: the generator predicts the normalised face itself.
+    s = tiny(schedule="8:1,16:1,32:1", staged=False, use_face_discriminator=False, gan_mode="vanilla",
+             residual=False)
     summary = train(dataset, tmp_path, s)
     rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["res"] for r in rows] == [32, 32, 32] and all(r["d_face"] == 0 for r in rows)
-    assert "DF" in _state(tmp_path / "last.pt") and summary["completed"]
+    assert all(np.isfinite(r["val_mae_mm"]) for r in rows)
+    ck = _state(tmp_path / "last.pt")
+    assert "DF" in ck and summary["completed"] and ck["data_meta"]["residual"] is False
+    assert load_generator(tmp_path)[1]["residual"] is False
 
 
 def test_torchrun_two_processes(dataset, tmp_path):

@@ -198,9 +198,10 @@ def generator_face(g, meta: dict, skull_map: DepthMap) -> DepthMap:
     """Run the generator on a skull map; the face map comes back in the same spec (mm).
 
     A residual generator (``meta["residual"]``, see `skull2face.train`) predicts the soft-tissue
-    thickness ``face * meta["thickness_range_mm"]`` above the filled skull
-    (`skull2face.geometry.fill.filled_height` of this skull map with ``meta["fill_radius_mm"]``),
-    clipped to the depth range as in training; otherwise ``face`` is the normalised face height.
+    thickness ``thickness_min_mm + face * thickness_range_mm`` above the filled skull
+    (`skull2face.geometry.fill.filled_height` of this skull map with ``meta["fill_radius_mm"]``
+    and ``meta["tissue_offset_mm"]``), clipped to the depth range as in training; otherwise
+    ``face`` is the normalised face height.
     """
     import torch
 
@@ -218,9 +219,10 @@ def generator_face(g, meta: dict, skull_map: DepthMap) -> DepthMap:
         spec = skull_map.spec
         # As in training, where the skull reaches the network through its normalised map: clipped.
         skull_mm = np.where(skull_map.mask, np.clip(skull_map.height, spec.z_near, spec.z_far), np.nan)
-        filled = filled_height(skull_mm, spec.mm_per_px, float(meta.get("fill_radius_mm", DEFAULT_RADIUS_MM)))
-        mm = np.clip(filled.astype(np.float64) + face.astype(np.float64) * float(meta["thickness_range_mm"]),
-                     spec.z_near, spec.z_far)
+        filled = filled_height(skull_mm, spec.mm_per_px, float(meta.get("fill_radius_mm", DEFAULT_RADIUS_MM)),
+                               float(meta.get("tissue_offset_mm", 0.0)))
+        thickness = float(meta.get("thickness_min_mm", 0.0)) + face.astype(np.float64) * float(meta["thickness_range_mm"])
+        mm = np.clip(filled.astype(np.float64) + thickness, spec.z_near, spec.z_far)
         height = np.where(mask, mm, np.nan).astype(np.float32)
     else:
         height = denormalise(face, skull_map.spec, k, mask=mask)

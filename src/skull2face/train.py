@@ -22,6 +22,19 @@ Every optimisation step takes ``batch_size`` samples of each kind present (per p
 Discriminators see the generated face composited with its predicted mask
 (`GeneratorOutput.composite`), since real face maps are 0 off the face.
 
+Residual mode (``residual``, the default): the generator's ``face`` output ``o`` in [0, 1] is
+not the face height but the soft-tissue thickness ``T = thickness_min_mm + o *
+thickness_range_mm`` (default 0 to 60 mm) above a base surface ``B``: the *filled skull*
+(`skull2face.geometry.fill.filled_height`: the skull height in mm with holes and pits narrower
+than a ``fill_radius_mm`` disc bridged, optionally offset outwards along the bone normal by
+``tissue_offset_mm``, nearest value off the bone; computed once per sample at every stage
+resolution). The face ``B + T`` is normalised again by `residual_face` (differentiable) and used
+wherever the face map is used: L1 (still in normalised units), both discriminators, L_A and
+validation. The output biases start at ``init_thickness_mm``, so an untrained generator already
+predicts "skull plus a usual tissue layer". With a single real training head, absolute face
+heights do not transfer to a new head; tissue thickness does far better. Checkpoints written
+before this mode existed are non-residual.
+
 Staged training: the schedule lists ``resolution:epochs`` pairs, from 8x8 doubling up to
 ``final_res``; the same generator weights run at every size (`UNetGenerator`) and each new
 outer level is faded in as in progressive GANs: ``alpha`` ramps linearly from 0 to 1 over the
@@ -79,6 +92,7 @@ from torch import nn
 
 from .dataset.reader import Manifest, downsample_arrays, load_arrays, load_manifest, subset
 from .errors import InputError
+from .geometry.fill import filled_height
 from .io.atomic import atomic_path, write_json
 from .model import (
     PatchDiscriminator,
@@ -101,6 +115,11 @@ _FREE_ON_RESUME = ("device", "num_threads", "progress", "stop_after_epochs", "va
 _VAL_KEYS = ("val_mae_mm", "val_rmse_mm", "val_within_2_5mm", "val_pixels", "val_mask_iou", "val_per_sample_mae_mm")
 # Group names of the three kinds of training sample; their order fixes the data seeds.
 _GROUPS = ("paired", "unpaired-skull", "unpaired-face")
+# Values of settings that runs written before the setting existed implicitly used.
+_LEGACY = {"residual": False, "thickness_min_mm": 0.0, "tissue_offset_mm": 0.0}
+# Settings that only matter in residual mode.
+_RESIDUAL_ONLY = ("thickness_range_mm", "thickness_min_mm", "fill_radius_mm", "tissue_offset_mm",
+                  "init_thickness_mm")
 
 
 # --------------------------------------------------------------------------------------------
@@ -137,6 +156,20 @@ class TrainSettings:
     use_face_discriminator: bool = field(default=True, metadata=_help("unconditional D on faces, trained "
                                                                        "with the unpaired faces"))
     k: float = field(default=4.0, metadata=_help("depth exponent of the normalised maps"))
+    residual: bool = field(default=True, metadata=_help("the generator predicts soft-tissue thickness above "
+                                                        "the filled skull, not the face height itself"))
+    thickness_range_mm: float = field(default=60.0, metadata=_help("residual mode: thickness span (mm) of "
+                                                                   "generator outputs 0 to 1"))
+    thickness_min_mm: float = field(default=-20.0, metadata=_help("residual mode: thickness (mm) of a generator "
+                                                                "output of 0 (negative: the face may dip below "
+                                                                "the base surface)"))
+    fill_radius_mm: float = field(default=15.0, metadata=_help("residual mode: radius (mm) of the disc "
+                                                               "closing the skull's holes and pits"))
+    tissue_offset_mm: float = field(default=8.0, metadata=_help("residual mode: offset the filled skull "
+                                                                "outwards along its normal by this many mm "
+                                                                "(ball dilation) to make the base surface"))
+    init_thickness_mm: float = field(default=0.0, metadata=_help("residual mode: thickness (mm) above the "
+                                                                 "base an untrained generator predicts"))
     g_base: int = field(default=16, metadata=_help("generator channels at 256x256"))
     g_max_ch: int = field(default=128, metadata=_help("generator channel cap"))
     g_dropout: float = field(default=0.0, metadata=_help("generator decoder dropout at <= 8x8"))
@@ -170,6 +203,13 @@ class TrainSettings:
             raise ValueError("loss weights must be >= 0")
         if not self.k > 0:
             raise ValueError(f"k must be positive, got {self.k}")
+        lo, hi = self.thickness_min_mm, self.thickness_min_mm + self.thickness_range_mm
+        if not (self.thickness_range_mm > 0 and self.fill_radius_mm >= 0 and self.tissue_offset_mm >= 0
+                and lo < self.init_thickness_mm < hi):
+            raise ValueError("need thickness_range_mm > 0, fill_radius_mm >= 0, tissue_offset_mm >= 0 and "
+                             "thickness_min_mm < init_thickness_mm < thickness_min_mm + thickness_range_mm, "
+                             f"got {self.thickness_range_mm}, {self.fill_radius_mm}, {self.tissue_offset_mm}, "
+                             f"{self.thickness_min_mm}, {self.init_thickness_mm}")
         if self.val_every < 1:
             raise ValueError(f"val_every must be >= 1, got {self.val_every}")
         if self.stop_after_epochs is not None and self.stop_after_epochs < 0:
@@ -228,9 +268,12 @@ class TrainSettings:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> TrainSettings:
-        """Rebuild from `to_json` output, ignoring unknown keys."""
+        """Rebuild from `to_json` output, ignoring unknown keys.
+
+        Records written before a setting existed get its `_LEGACY` value (``residual`` False).
+        """
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        return cls(**{**_LEGACY, **{k: v for k, v in data.items() if k in names}})
 
 
 def _trajectory(settings: TrainSettings) -> dict[str, Any]:
@@ -240,6 +283,19 @@ def _trajectory(settings: TrainSettings) -> dict[str, Any]:
         d.pop(name)
     d["schedule"] = [list(s) for s in settings.stages()]
     return d
+
+
+def _trajectory_diff(mine: dict[str, Any], theirs: dict[str, Any]) -> list[str]:
+    """Keys where a checkpoint's trajectory differs from the current one.
+
+    Settings unknown to an older checkpoint count as their `_LEGACY` value when they have one.
+    Residual-only settings are ignored when neither run is residual.
+    """
+    theirs = {**_LEGACY, **theirs}
+    keys = set(mine) | set(theirs)
+    if not mine.get("residual") and not theirs.get("residual"):
+        keys -= set(_RESIDUAL_ONLY)
+    return [key for key in sorted(keys) if mine.get(key) != theirs.get(key)]
 
 
 def generator_kwargs(settings: TrainSettings) -> dict[str, Any]:
@@ -377,12 +433,66 @@ def _to_mm(v: torch.Tensor, z_near: float, z_far: float, k: float) -> torch.Tens
     return z_near + v.clamp(0.0, 1.0) ** (1.0 / k) * (z_far - z_near)
 
 
+def filled_skull_mm(arrays: dict[str, np.ndarray], radius_mm: float, offset_mm: float = 0.0) -> np.ndarray:
+    """Filled skull heights (mm) of `load_arrays`-style arrays, at the arrays' resolution.
+
+    Parameters
+    ----------
+    arrays : dict
+        `load_arrays` / `downsample_arrays` output: ``skull``, ``skull_mask``, ``z_near``,
+        ``z_far``, ``k`` and ``mm_per_px`` are used.
+    radius_mm, offset_mm : float
+        Disc radius and normal offset of `skull2face.geometry.fill.filled_height`.
+
+    Returns
+    -------
+    numpy.ndarray, shape (N, 1, H, W), float32, mm
+        `filled_height` of each sample's skull (0 for a sample without a skull). Prediction
+        computes the same from the rendered skull map at the generator's resolution.
+    """
+    z_near, z_far, k = float(arrays["z_near"]), float(arrays["z_far"]), float(arrays["k"])
+    mm_per_px = float(arrays["mm_per_px"])
+    skull, mask = arrays["skull"], arrays["skull_mask"]
+    out = np.zeros(skull.shape, np.float32)
+    for i in range(skull.shape[0]):
+        valid = mask[i, 0] > 0.5
+        if valid.any():
+            mm = np.where(valid, _to_mm_np(skull[i, 0], z_near, z_far, k), np.nan)
+            out[i, 0] = filled_height(mm, mm_per_px, radius_mm, offset_mm)
+    return out
+
+
+def residual_face(o: torch.Tensor, filled_mm: torch.Tensor, thickness_range_mm: float, z_near: float,
+                  z_far: float, k: float, eps: float = 1e-6, thickness_min_mm: float = 0.0) -> torch.Tensor:
+    """Normalised face map of a residual generator output (differentiable in ``o``).
+
+    Parameters
+    ----------
+    o : torch.Tensor, shape (B, 1, H, W), in [0, 1]
+        The generator's ``face`` output, read as soft-tissue thickness
+        ``thickness_min_mm + o * thickness_range_mm``.
+    filled_mm : torch.Tensor, same shape, mm
+        `filled_skull_mm` of the input skulls (the base surface).
+    thickness_range_mm, z_near, z_far, k, eps, thickness_min_mm : float
+
+    Returns
+    -------
+    torch.Tensor, same shape, in [eps ** k, 1]
+        ``clamp(u, eps, 1) ** k`` with ``u = (filled_mm + thickness - z_near) / (z_far - z_near)``:
+        the face ``filled + thickness`` in the dataset's normalised units
+        (the clamp keeps the derivative of the power finite for ``k < 1``).
+    """
+    u = (filled_mm + thickness_min_mm + o * thickness_range_mm - z_near) / (z_far - z_near)
+    return u.clamp(eps, 1.0) ** k
+
+
 def _stage_tensors(train: dict[str, np.ndarray], group_index: dict[str, np.ndarray], res: int,
-                   device: torch.device) -> dict[str, dict[str, torch.Tensor]]:
+                   device: torch.device, settings: TrainSettings) -> dict[str, dict[str, torch.Tensor]]:
     """Per-kind training tensors at ``res`` on ``device``.
 
     The whole stage goes to the device at once: the maps are small (a 256x256 sample is 1 MiB
-    in all) and indexing on the device keeps the GPU fed without a loader.
+    in all) and indexing on the device keeps the GPU fed without a loader. In residual mode the
+    skull kinds also get ``fill``, the filled skull heights (mm) at ``res``.
     """
     arr = downsample_arrays(train, res)
     out: dict[str, dict[str, torch.Tensor]] = {}
@@ -397,6 +507,8 @@ def _stage_tensors(train: dict[str, np.ndarray], group_index: dict[str, np.ndarr
             t["la_px"] = torch.from_numpy(a["la_px"])
             t["la_height"] = torch.from_numpy(a["la_height"])
             t["la_valid"] = torch.from_numpy(a["la_valid"])
+            if settings.residual:
+                t["fill"] = torch.from_numpy(filled_skull_mm(a, settings.fill_radius_mm, settings.tissue_offset_mm))
         if g != "unpaired-skull":
             t["face"] = torch.from_numpy(a["face"])
             t["face_mask"] = torch.from_numpy(a["face_mask"])
@@ -450,6 +562,8 @@ class Nets:
 def build_nets(settings: TrainSettings, device: torch.device, ddp: bool = False) -> Nets:
     """Fresh, pix2pix-initialised networks and Adam optimisers (seeded by ``settings.seed``).
 
+    In residual mode the generator's face outputs start at ``init_thickness_mm`` (their bias).
+
     Parameters
     ----------
     settings : TrainSettings
@@ -458,7 +572,15 @@ def build_nets(settings: TrainSettings, device: torch.device, ddp: bool = False)
         Wrap the trained modules in DistributedDataParallel (the process group must exist).
     """
     torch.manual_seed(settings.seed)
-    g = init_weights(UNetGenerator(**generator_kwargs(settings))).to(device)
+    g = init_weights(UNetGenerator(**generator_kwargs(settings)))
+    if settings.residual:
+        # Every output level starts at sigmoid(bias) = init_thickness / thickness_range: an
+        # untrained generator puts a plausible soft-tissue layer on the filled skull.
+        p0 = (settings.init_thickness_mm - settings.thickness_min_mm) / settings.thickness_range_mm
+        with torch.no_grad():
+            for conv in g.to_rgb.values():
+                conv.bias[0] = math.log(p0 / (1.0 - p0))
+    g = g.to(device)
     d_kw = {"base": settings.d_base, "n_layers": settings.d_layers}
     d = init_weights(PatchDiscriminator(3, **d_kw)).to(device)
     df = init_weights(PatchDiscriminator(1, **d_kw)).to(device) if settings.use_face_discriminator else None
@@ -497,6 +619,7 @@ def train_step(
     alpha: float,
     settings: TrainSettings,
     denormalise,
+    z_range: tuple[float, float] | None = None,
 ) -> dict[str, torch.Tensor]:
     """One discriminator update followed by one generator update.
 
@@ -507,12 +630,16 @@ def train_step(
         ``batch["paired"]`` (required): ``x`` (B, 2, R, R) = concat(skull, skull mask),
         ``face`` and ``face_mask`` (B, 1, R, R), ``la_px`` (B, L, 2), ``la_height`` (B, L),
         ``la_valid`` (B, L). Optional ``batch["unpaired-skull"]`` (``x`` and ``la_*``) and
-        ``batch["unpaired-face"]`` (``face``). float32 maps, normalised units.
+        ``batch["unpaired-face"]`` (``face``). float32 maps, normalised units. In residual
+        mode the skull kinds also carry ``fill`` (B, 1, R, R), their filled skull heights in mm.
     alpha : float in [0, 1]
         Fade-in weight of the newest generator level (1: no fade).
     settings : TrainSettings
     denormalise : callable
         `skull2face.model.make_denormalise` for the dataset's depth range and k (for L_A in mm).
+    z_range : (float, float), optional
+        The dataset's ``(z_near, z_far)``; required in residual mode, where the generator's
+        output becomes the face map through `residual_face`.
 
     Returns
     -------
@@ -530,6 +657,12 @@ def train_step(
     # One generator pass over every skull; instance norm works per sample, so batching paired
     # and unpaired skulls together changes nothing but speed.
     out = nets.g(x, alpha)
+    if settings.residual:
+        if z_range is None:
+            raise ValueError("residual mode needs z_range=(z_near, z_far)")
+        fill = paired["fill"] if uskull is None else torch.cat([paired["fill"], uskull["fill"]])
+        out = out._replace(face=residual_face(out.face, fill, settings.thickness_range_mm, z_range[0],
+                                              z_range[1], settings.k, thickness_min_mm=settings.thickness_min_mm))
     fake = out.composite()
     real_p = _fade_real(paired["face"], alpha) if fading else paired["face"]
 
@@ -600,17 +733,28 @@ def _height_errors(pred_mm: torch.Tensor, true_mm: torch.Tensor, mask: torch.Ten
 
 @torch.no_grad()
 def _validate(g: UNetGenerator, val_stage: dict[str, np.ndarray], val_final: dict[str, np.ndarray],
-              alpha: float, device: torch.device, batch: int) -> dict[str, Any]:
-    """Validation metrics of the generator at the current stage, measured at ``final_res``."""
+              alpha: float, device: torch.device, batch: int,
+              settings: TrainSettings | None = None) -> dict[str, Any]:
+    """Validation metrics of the generator at the current stage, measured at ``final_res``.
+
+    In residual mode (``settings.residual``) ``val_stage["fill"]`` holds the filled skulls (mm).
+    """
     z_near, z_far, k = float(val_final["z_near"]), float(val_final["z_far"]), float(val_final["k"])
     res = int(val_final["size"][0])
     x_all = torch.from_numpy(np.concatenate([val_stage["skull"], val_stage["skull_mask"]], axis=1))
+    residual = settings is not None and settings.residual
+    fill_all = torch.from_numpy(val_stage["fill"]) if residual else None
     preds, logits = [], []
     was_training = g.training
     g.eval()
     for i in range(0, x_all.shape[0], batch):
         out = g(x_all[i:i + batch].to(device), alpha)
-        mm = _to_mm(out.face, z_near, z_far, k)
+        if residual:
+            # The face the training losses see, in mm: filled skull + thickness, within the depth range.
+            fill = fill_all[i:i + batch].to(device)
+            mm = (fill + settings.thickness_min_mm + out.face * settings.thickness_range_mm).clamp(z_near, z_far)
+        else:
+            mm = _to_mm(out.face, z_near, z_far, k)
         logit = out.mask_logit
         if mm.shape[-1] != res:
             # Upsample in mm (linear depth), not in powered units.
@@ -858,9 +1002,9 @@ def train(data_dir: str | os.PathLike, out_dir: str | os.PathLike, settings: Tra
             ck = _load_checkpoint(last_path)  # on the CPU: RNG states must stay CPU tensors
             if ck.get("format") != CHECKPOINT_FORMAT:
                 raise InputError(last_path, "not a training checkpoint")
-            mine, theirs = _trajectory(settings), ck["trajectory"]
+            mine, theirs = _trajectory(settings), {**_LEGACY, **ck["trajectory"]}
             diff = [f"{key} (checkpoint {theirs.get(key)!r}, now {mine.get(key)!r})"
-                    for key in sorted(set(mine) | set(theirs)) if mine.get(key) != theirs.get(key)]
+                    for key in _trajectory_diff(mine, theirs)]
             if diff:
                 raise InputError(last_path, "settings differ from the run being resumed: " + "; ".join(diff))
             if ck.get("data_fingerprint") != data.info["fingerprint"]:
@@ -921,8 +1065,11 @@ def train(data_dir: str | os.PathLike, out_dir: str | os.PathLike, settings: Tra
             res, stage_epochs = stages[stage_idx]
             if stage_cache is None or stage_cache[0] != res:
                 stage_cache = None  # free the previous stage first
-                stage_cache = (res, _stage_tensors(data.train, data.group_index, res, ctx.device),
-                               downsample_arrays(data.val, res) if has_val else None)
+                val_stage = downsample_arrays(data.val, res) if has_val else None
+                if val_stage is not None and settings.residual:
+                    val_stage["fill"] = filled_skull_mm(val_stage, settings.fill_radius_mm, settings.tissue_offset_mm)
+                stage_cache = (res, _stage_tensors(data.train, data.group_index, res, ctx.device, settings),
+                               val_stage)
             _, tensors, val_stage = stage_cache
             idx = {g: torch.from_numpy(_epoch_indices(n_group[g], steps_per_epoch, per_step, settings.seed,
                                                       epoch, gi)[:, ctx.rank * settings.batch_size:
@@ -937,7 +1084,7 @@ def train(data_dir: str | os.PathLike, out_dir: str | os.PathLike, settings: Tra
                 alpha = _alpha(stage_idx, ep_in_stage * steps_per_epoch + i, stage_epochs * steps_per_epoch,
                                settings)
                 batch = {g: {key: v[idx[g][i].to(v.device)] for key, v in tensors[g].items()} for g in active}
-                losses = train_step(nets, batch, alpha, settings, denorm)
+                losses = train_step(nets, batch, alpha, settings, denorm, (z_near, z_far))
                 for key, v in losses.items():
                     sums[key] = sums.get(key, 0.0) + v
             elapsed = time.perf_counter() - t0
@@ -959,7 +1106,8 @@ def train(data_dir: str | os.PathLike, out_dir: str | os.PathLike, settings: Tra
             validate = has_val and ((epoch + 1) % settings.val_every == 0 or ep_in_stage + 1 == stage_epochs
                                     or epoch + 1 == total_epochs)
             if validate:
-                row.update(_validate(nets.g_mod, val_stage, data.val, alpha, ctx.device, 4 * settings.batch_size))
+                row.update(_validate(nets.g_mod, val_stage, data.val, alpha, ctx.device, 4 * settings.batch_size,
+                                     settings))
             else:  # same keys on every line, null when not validated
                 row.update(dict.fromkeys(_VAL_KEYS))
             row.update(baseline)
@@ -1045,7 +1193,16 @@ def _data_meta(data: _Data, settings: TrainSettings) -> dict[str, Any]:
         "centre": data.info["centre"],
         "dataset_size": list(data.manifest.size), "dataset_mm_per_px": data.manifest.mm_per_px,
         "input": "concat(normalise(skull height, k), skull mask) as (B, 2, R, R), R = resolution",
-        "output": "face: normalised height (denormalise with z_near, z_far, k); face mask: mask_logit > 0",
+        "residual": settings.residual,
+        "thickness_range_mm": settings.thickness_range_mm,
+        "thickness_min_mm": settings.thickness_min_mm,
+        "fill_radius_mm": settings.fill_radius_mm,
+        "tissue_offset_mm": settings.tissue_offset_mm,
+        "output": ("face: soft-tissue thickness above the base surface B = skull2face.geometry.fill."
+                   "filled_height(skull mm, mm_per_px, fill_radius_mm, tissue_offset_mm); face height = "
+                   "clip(B + thickness_min_mm + face * thickness_range_mm, z_near, z_far); "
+                   "face mask: mask_logit > 0" if settings.residual else
+                   "face: normalised height (denormalise with z_near, z_far, k); face mask: mask_logit > 0"),
     }
 
 
@@ -1078,8 +1235,9 @@ def export_generator(run_dir: str | os.PathLike, path: str | os.PathLike, which:
     pathlib.Path
         ``path``. The file holds ``format``, ``generator_kwargs``, ``state_dict`` (float32) and
         ``meta`` (k, z_near, z_far, resolution, mm_per_px at that resolution, centre, the dataset's
-        size and pitch, the epoch, its validation metrics and the training settings). With the
-        default widths it is about 11 MB.
+        size and pitch, ``residual`` with ``thickness_range_mm``, ``thickness_min_mm``,
+        ``fill_radius_mm`` and ``tissue_offset_mm``, the epoch, its validation metrics and the
+        training settings). With the default widths it is about 11 MB.
     """
     run = Path(run_dir)
     if which not in ("best", "last"):
@@ -1113,14 +1271,19 @@ def load_generator(path_or_run: str | os.PathLike, device: str | torch.device = 
     G : UNetGenerator
         In eval mode on ``device``. Feed it ``concat(normalise(skull, k), skull mask)`` of
         shape (B, 2, R, R) at ``R = meta["resolution"]`` (any power of two from
-        ``generator_kwargs["min_res"]`` works, at lower quality); ``face`` comes back normalised,
-        ``mask_logit > 0`` marks the face.
+        ``generator_kwargs["min_res"]`` works, at lower quality); ``mask_logit > 0`` marks the
+        face. When ``meta["residual"]``, ``thickness_min_mm + face * thickness_range_mm`` is the
+        soft-tissue thickness above ``filled_height(skull mm, mm_per_px, fill_radius_mm,
+        tissue_offset_mm)`` (values from ``meta``; see `skull2face.predict.generator_face`);
+        otherwise ``face`` is the normalised face height.
     meta : dict
         ``k``, ``z_near``, ``z_far`` (mm), ``resolution``, ``mm_per_px`` (at ``resolution``),
         ``centre`` (head-frame (x, y) of the image centre, mm: with ``mm_per_px`` and
         ``resolution`` the `RenderSpec` of the output map), ``dataset_size``,
-        ``dataset_mm_per_px``, ``generator_kwargs`` and, when known, ``epoch``, ``validation`` and
-        ``settings``.
+        ``dataset_mm_per_px``, ``residual`` (False for files written before residual mode), with
+        it ``thickness_range_mm``, ``thickness_min_mm``, ``fill_radius_mm`` and
+        ``tissue_offset_mm``, ``generator_kwargs`` and, when known,
+        ``epoch``, ``validation`` and ``settings``.
 
     Raises
     ------
@@ -1147,6 +1310,7 @@ def load_generator(path_or_run: str | os.PathLike, device: str | torch.device = 
     except RuntimeError as exc:
         raise InputError(p, f"generator weights do not fit its recorded architecture: {exc}") from None
     meta["generator_kwargs"] = kwargs
+    meta.setdefault("residual", False)  # written before residual mode existed
     return g.to(device).eval(), meta
 
 
@@ -1247,11 +1411,13 @@ __all__ = [
     "build_nets",
     "build_parser",
     "export_generator",
+    "filled_skull_mm",
     "generator_kwargs",
     "load_generator",
     "main",
     "main_ddp",
     "plot_history",
+    "residual_face",
     "settings_from_args",
     "train",
     "train_step",
