@@ -988,13 +988,11 @@ def heatmap_figure(truth: trimesh.Trimesh, error_mm: np.ndarray, region: FaceReg
 
 def _detect_truth_landmarks(truth: trimesh.Trimesh, truth_path: Path) -> tuple[LandmarkSet, str]:
     from .anatomy.detect import detect_landmarks
-    from .geometry import pose
+    from .landmarking import PoseSettings, coarse_pose
 
-    if (truth_path.parent / "extract.json").is_file() or (truth_path.parent / "predict.json").is_file():
-        # both stages write CT skins in the CT's LPS millimetres
-        coarse, how = pose.lps_frame(truth), "detected on the truth (coarse pose: LPS axes of the CT it came from)"
-    else:
-        coarse, how = pose.auto_frame(truth, "face")[0], "detected on the truth (coarse pose: auto_frame)"
+    coarse, record = coarse_pose(truth, truth_path, "face", PoseSettings())
+    how = ("detected on the truth (coarse pose: LPS axes of the CT it came from)" if record["mode"] == "lps"
+           else "detected on the truth (coarse pose: auto_frame)")
     return detect_landmarks(truth, "face", coarse), how
 
 

@@ -36,7 +36,7 @@ class PoseSettings:
     pose : {"auto", "lps", "scan"}
         "lps": the mesh is in a CT's LPS coordinates (as ``skull2face extract`` writes them).
         "scan": unknown pose, found from symmetry and shape (plus hints). "auto": "lps" when
-        an ``extract.json`` sits beside the mesh, else "scan".
+        the mesh came from a CT (`in_ct_coordinates`), else "scan".
     front, up : str or None
         Hints for "scan" in the mesh's coordinates, e.g. ``"-y"``, ``"+z"`` or ``"0,0.2,1"``.
     """
@@ -61,6 +61,23 @@ def infer_surface(path: str | os.PathLike, surface: str | None) -> str:
                            "pass --surface skull or --surface face")
 
 
+def in_ct_coordinates(mesh_path: str | os.PathLike) -> bool:
+    """True if the mesh was written from a CT in its LPS millimetres: by ``extract`` (an
+    ``extract.json`` beside it) or by ``predict`` on a CT (its ``skull.ply``/``truth_skin.ply``)."""
+    folder = Path(mesh_path).parent
+    if (folder / "extract.json").is_file():
+        return True
+    rec = folder / "predict.json"
+    if rec.is_file() and Path(mesh_path).name in ("skull.ply", "truth_skin.ply"):
+        import json
+
+        try:
+            return json.loads(rec.read_text(encoding="utf-8"))["input"]["kind"] == "ct"
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+    return False
+
+
 def coarse_pose(mesh: trimesh.Trimesh, mesh_path: str | os.PathLike, surface: str,
                 settings: PoseSettings) -> tuple[np.ndarray, dict]:
     """Coarse input -> head matrix (4, 4) and a record of how it was found."""
@@ -68,7 +85,7 @@ def coarse_pose(mesh: trimesh.Trimesh, mesh_path: str | os.PathLike, surface: st
     if mode not in POSES:
         raise ValueError(f"pose must be one of {POSES}, not {mode!r}")
     if mode == "auto":
-        mode = "lps" if (Path(mesh_path).parent / "extract.json").is_file() else "scan"
+        mode = "lps" if in_ct_coordinates(mesh_path) else "scan"
     if mode == "lps":
         return pose_mod.lps_frame(mesh), {"mode": "lps"}
     try:

@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import trimesh
 
 from . import __version__, samples
 from .errors import InputError
@@ -38,7 +37,7 @@ from .geometry.frame import head_frame
 from .io.atomic import write_json
 from .io.landmarks import read_landmarks, write_landmarks
 from .io.meshes import MESH_SUFFIXES, load_mesh, save_mesh
-from .io.volumes import file_sha256
+from .io.volumes import file_sha256, is_volume_path
 from .landmarking import PoseSettings, locate
 
 log = logging.getLogger(__name__)
@@ -79,17 +78,12 @@ def default_model_path() -> Path:
     return samples.data_dir() / "model" / "skull2face_default.pt"
 
 
-def _is_volume(path: Path) -> bool:
-    name = path.name.lower()
-    return path.is_dir() or name.endswith((".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd"))
-
-
 def read_skull(input_path: str | os.PathLike, out: Path) -> dict:
     """Skull mesh (and the truth skin, for a CT) of an input, in the input's coordinates."""
     p = Path(input_path)
     if not p.exists():
         raise InputError(p, "not found")
-    if _is_volume(p):
+    if is_volume_path(p):
         from .geometry.surfaces import extract_surfaces
         from .io.volumes import read_volume
 

@@ -42,7 +42,7 @@ from ..geometry.depthmap import DEFAULT_Z_FAR, DEFAULT_Z_NEAR, HEAD_MAP_CENTRE, 
 from ..geometry.frame import apply, head_frame, rigid_fit
 from ..io.atomic import write_json
 from ..io.landmarks import LandmarkSet, write_landmarks
-from ..io.volumes import file_sha256
+from ..io.volumes import file_sha256, volume_stem
 
 log = logging.getLogger(__name__)
 
@@ -98,11 +98,7 @@ class DatasetSettings:
 
 def head_name(path: str | os.PathLike) -> str:
     """A CT's head name: its file name without volume suffixes (cranium_ct0051.nii.gz -> cranium_ct0051)."""
-    name = Path(path).name
-    for suffix in (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd"):
-        if name.lower().endswith(suffix):
-            return name[: -len(suffix)]
-    return name
+    return volume_stem(path) or Path(path).name
 
 
 # ---------------------------------------------------------------------------- source heads

@@ -126,9 +126,18 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def _is_volume_file(path: Path) -> bool:
-    name = path.name.lower()
-    return any(name.endswith(s) for s in VOLUME_SUFFIXES)
+def volume_stem(path: str | os.PathLike) -> str | None:
+    """The file name without its volume suffix (``head.nii.gz`` -> ``head``); None if it has none."""
+    name = Path(path).name
+    for suffix in sorted(VOLUME_SUFFIXES, key=len, reverse=True):
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return None
+
+
+def is_volume_path(path: str | os.PathLike) -> bool:
+    """True for what `read_volume` reads: a folder (DICOM series) or a volume file by suffix."""
+    return Path(path).is_dir() or volume_stem(path) is not None
 
 
 def read_volume(path: str | os.PathLike) -> Volume:
@@ -158,7 +167,7 @@ def read_volume(path: str | os.PathLike) -> Volume:
         return _read_dicom_folder(path)
     if path.stat().st_size == 0:
         raise InputError(path, "file is empty (0 bytes)")
-    if not _is_volume_file(path):
+    if volume_stem(path) is None:
         if path.suffix.lower() == ".dcm" or _looks_like_dicom(path):
             raise InputError(path, "this is a single DICOM file: pass the folder that holds the whole series")
         raise InputError(path, f"unsupported volume format; use a DICOM folder or one of {', '.join(VOLUME_SUFFIXES)}")
