@@ -1,0 +1,52 @@
+"""Today's outputs on both bundled real heads, pinned before the restructure (issue 10).
+
+``tests/pinned/make_pins.py`` wrote ``tests/pinned/outputs.npz`` from the code as it stood
+before the modules were split and the duplicated algorithms merged; this test recomputes the
+same figures through the user-facing stages and asserts they did not move: landmarks within
+0.01 mm, face maps within 0.01 mm on every pixel (and the same pixels), metrics within 0.01 mm.
+"""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent / "pinned"))
+from pinning import compute  # noqa: E402
+
+PINNED = Path(__file__).parent / "pinned" / "outputs.npz"
+
+
+@pytest.fixture(scope="module")
+def now(tmp_path_factory):
+    return compute(tmp_path_factory.mktemp("pins"))
+
+
+@pytest.fixture(scope="module")
+def pinned():
+    with np.load(PINNED) as z:
+        return {k: z[k] for k in z.files}
+
+
+def test_the_same_arrays_are_computed(now, pinned):
+    assert sorted(now) == sorted(pinned)
+
+
+@pytest.mark.parametrize("key", ["arothron_skull_landmarks", "headsq_skull_landmarks", "headsq_skin_landmarks",
+                                 "cranium_skull_landmarks", "cranium_skin_landmarks"])
+def test_landmarks_unchanged(now, pinned, key):
+    a, b = now[key], pinned[key]
+    assert np.array_equal(np.isnan(a), np.isnan(b)), f"{key}: a landmark appeared or vanished"
+    ok = ~np.isnan(b)
+    assert np.abs(a[ok] - b[ok]).max(initial=0.0) < 0.01, key
+
+
+@pytest.mark.parametrize("head", ["headsq", "cranium"])
+@pytest.mark.parametrize("method", ["skull2face", "tissue-depth", "mean-face", "nearest-skull"])
+def test_face_maps_and_metrics_unchanged(now, pinned, head, method):
+    a, b = now[f"{head}_{method}_face"], pinned[f"{head}_{method}_face"]
+    assert np.array_equal(np.isfinite(a), np.isfinite(b)), f"{head}/{method}: the face covers other pixels"
+    ok = np.isfinite(b)
+    assert np.abs(a[ok] - b[ok]).max(initial=0.0) < 0.01
+    assert np.allclose(now[f"{head}_{method}_metrics"], pinned[f"{head}_{method}_metrics"], atol=0.01, rtol=0)
