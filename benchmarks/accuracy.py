@@ -12,7 +12,7 @@ This is `skull2face demo` run once per held-out head.
 import argparse
 from pathlib import Path
 
-from skull2face.demo import DemoSettings, metrics_table, run_demo
+from skull2face.stages.demo import DemoSettings, metrics_table, run_demo
 
 
 def main():

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from skull2face import samples
-from skull2face.predict import PredictSettings, predict
+from skull2face.stages.predict import PredictSettings, predict
 
 
 def main():

@@ -1,6 +1,6 @@
 """How fast does the skull2face cGAN train at each stage resolution?
 
-Times `skull2face.train.train_step` (one discriminator update and one generator update, the
+Times `skull2face.stages.train.train_step` (one discriminator update and one generator update, the
 exact step `train` runs) with the default network widths of `TrainSettings`, batch size 8 of
 each kind of sample (8 paired, 8 unpaired skulls, 8 unpaired faces, i.e. 24 samples and 16
 generator passes per step), the face discriminator on and L_A over 10 landmarks. Random maps:
@@ -22,7 +22,7 @@ import time
 import torch
 
 from skull2face.model import make_denormalise
-from skull2face.train import TrainSettings, build_nets, train_step
+from skull2face.stages.train import TrainSettings, build_nets, train_step
 
 
 def random_batch(b: int, res: int, n_lm: int, device: torch.device) -> dict:

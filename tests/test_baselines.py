@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import trimesh
 
-from skull2face import baselines as bl
+from skull2face.methods import baselines as bl
 from skull2face.geometry.depthmap import (
     HEAD_MAP_CENTRE,
     DepthMap,

@@ -26,7 +26,7 @@ from skull2face.anatomy import names
 from skull2face.anatomy.detect import detect_landmarks, find_caps, symmetry_plane
 from skull2face.anatomy.tissue import thickness_for
 from skull2face.geometry.frame import apply, frame_from_axes, invert_rigid
-from skull2face.io.landmarks import LandmarkSet
+from skull2face.anatomy.landmark_set import LandmarkSet
 
 CTS = ("headsq", "cranium")
 SURFACES = ("skull", "face")

@@ -15,7 +15,7 @@ import trimesh
 
 from skull2face import samples
 from skull2face.errors import InputError
-from skull2face.evaluate import (
+from skull2face.stages.evaluate import (
     SUBREGIONS,
     evaluate,
     evaluate_surfaces,
@@ -26,7 +26,8 @@ from skull2face.evaluate import (
     vertex_areas,
 )
 from skull2face.geometry.frame import apply
-from skull2face.io.landmarks import LandmarkSet, write_landmarks
+from skull2face.io.landmarks import write_landmarks
+from skull2face.anatomy.landmark_set import LandmarkSet
 from skull2face.io.meshes import save_mesh
 
 # Icospheres of one subdivision level share their vertex directions, so concentric ones are

@@ -10,7 +10,7 @@ from scipy.spatial.transform import Rotation
 
 from skull2face import samples
 from skull2face.cli import main
-from skull2face.predict import PredictSettings, default_model_path, predict
+from skull2face.stages.predict import PredictSettings, default_model_path, predict
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,8 @@ import trimesh
 from skull2face import samples
 from skull2face.cli import main
 from skull2face.geometry.depthmap import load_depthmap
-from skull2face.io.landmarks import LandmarkSet, read_landmarks, write_landmarks
+from skull2face.io.landmarks import read_landmarks, write_landmarks
+from skull2face.anatomy.landmark_set import LandmarkSet
 
 
 @pytest.fixture(scope="module")

@@ -29,9 +29,10 @@ from skull2face.errors import InputError
 from skull2face.geometry.depthmap import DepthMap, RenderSpec, normalise, save_depthmap
 from skull2face.geometry.fill import filled_height
 from skull2face.io.atomic import write_json
-from skull2face.io.landmarks import LandmarkSet, write_landmarks
+from skull2face.io.landmarks import write_landmarks
+from skull2face.anatomy.landmark_set import LandmarkSet
 from skull2face.model import rescale_px
-from skull2face.train import (
+from skull2face.stages.train import (
     TrainSettings,
     build_parser,
     export_generator,
@@ -264,7 +265,7 @@ def test_settings():
 
 def test_default_generator_export_is_small():
     from skull2face.model import UNetGenerator
-    from skull2face.train import generator_kwargs
+    from skull2face.stages.train import generator_kwargs
 
     g = UNetGenerator(**generator_kwargs(TrainSettings()))
     assert sum(p.numel() * 4 for p in g.state_dict().values()) < 20e6
@@ -415,8 +416,8 @@ def test_filled_height():
 
 def test_untrained_residual_generator_adds_tissue():
     """An untrained residual generator predicts the filled skull + init_thickness_mm, in mm."""
-    from skull2face.predict import generator_face
-    from skull2face.train import build_nets, residual_face
+    from skull2face.stages.predict import generator_face
+    from skull2face.stages.train import build_nets, residual_face
 
     settings = tiny(init_thickness_mm=8.0, tissue_offset_mm=0.0, thickness_min_mm=0.0)
     nets = build_nets(settings, torch.device("cpu"))
@@ -476,7 +477,7 @@ def test_torchrun_two_processes(dataset, tmp_path):
     env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
            "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "skull2face.train", "--data", str(dataset), "--out", str(out),
+           "-m", "skull2face.stages.train", "--data", str(dataset), "--out", str(out),
            "--schedule", "8:1,16:1", "--final-res", "16", "--batch-size", "2", "--g-base", "2",
            "--g-max-ch", "16", "--d-base", "8", "--d-layers", "2", "--num-threads", "1", "--no-progress"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)

@@ -38,7 +38,7 @@ def _add_extract(sub) -> None:
 
 
 def _run_extract(args) -> int:
-    from .extract import extract
+    from .stages.extract import extract
     from .geometry.surfaces import SurfaceSettings
 
     settings = SurfaceSettings(skin_threshold=args.skin_threshold, bone_threshold=args.bone_threshold,
@@ -61,7 +61,7 @@ def _add_pose_options(p) -> None:
 
 
 def _pose_settings(args):
-    from .landmarking import PoseSettings
+    from .stages.landmarks import PoseSettings
 
     return PoseSettings(pose=args.pose, front=args.front, up=args.up)
 
@@ -82,7 +82,7 @@ def _add_landmarks(sub) -> None:
 
 
 def _run_landmarks(args) -> int:
-    from .landmarking import find_landmarks, summary, table
+    from .stages.landmarks import find_landmarks, summary, table
 
     lms = find_landmarks(args.mesh, args.out, args.surface, args.landmarks, _pose_settings(args))
     print(table(lms))
@@ -109,7 +109,7 @@ def _add_render(sub) -> None:
 
 
 def _run_render(args) -> int:
-    from .rendering import RenderSettings, render_meshes
+    from .stages.render import RenderSettings, render_meshes
 
     lm = [None if f in (None, "-") else f for f in (args.landmarks or [])]
     settings = RenderSettings(size=args.size, mm_per_px=args.mm_per_px, pose=_pose_settings(args))
@@ -131,7 +131,7 @@ def _add_depth2mesh(sub) -> None:
 
 
 def _run_depth2mesh(args) -> int:
-    from .rendering import depth2mesh
+    from .stages.render import depth2mesh
 
     rec = depth2mesh(args.map, args.out, args.max_jump)
     print(f"wrote {args.out}: {rec['vertices']} vertices, {rec['faces']} triangles")
@@ -186,13 +186,13 @@ def _run_dataset_build(args) -> int:
 
 
 def _add_train(sub) -> None:
-    from .train import add_train_arguments
+    from .stages.train import add_train_arguments
 
     p = sub.add_parser("train", help="train the skull2face cGAN on a dataset folder (staged resolution)",
                        description="Staged cGAN training (8x8 doubling to the final resolution): paired samples "
                                    "with cGAN + L1, unpaired skulls with the anthropological loss, unpaired faces "
                                    "for a face discriminator. Writes metrics.jsonl, loss.png, train.json, last.pt, "
-                                   "best.pt. Under torchrun: torchrun --nproc_per_node=N -m skull2face.train ...")
+                                   "best.pt. Under torchrun: torchrun --nproc_per_node=N -m skull2face.stages.train ...")
     p.add_argument("--data", required=True, help="dataset folder (skull2face dataset build)")
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--resume", action="store_true", help="continue a killed run from its last.pt")
@@ -201,7 +201,7 @@ def _add_train(sub) -> None:
 
 
 def _run_train(args) -> int:
-    from .train import settings_from_args, train
+    from .stages.train import settings_from_args, train
 
     rec = train(args.data, args.out, settings_from_args(args), resume=args.resume)
     best = rec.get("best") if isinstance(rec, dict) else None
@@ -224,7 +224,7 @@ def _add_export(sub) -> None:
 def _run_export(args) -> int:
     from pathlib import Path
 
-    from .predict import make_bundle
+    from .stages.predict import make_bundle
 
     path = make_bundle(args.run, args.data, args.out)
     print(f"wrote {path} ({Path(path).stat().st_size / 1e6:.1f} MB)")
@@ -249,7 +249,7 @@ def _add_predict(sub) -> None:
 
 
 def _run_predict(args) -> int:
-    from .predict import PredictSettings, predict
+    from .stages.predict import PredictSettings, predict
 
     settings = PredictSettings(method=args.method, model=args.model, data=args.data, pose=_pose_settings(args))
     rec = predict(args.input, args.out, settings, args.landmarks)
@@ -271,8 +271,8 @@ def _add_evaluate(sub) -> None:
 
 
 def _run_evaluate(args) -> int:
-    from .demo import metrics_table
-    from .evaluate import evaluate
+    from .stages.demo import metrics_table
+    from .stages.evaluate import evaluate
 
     rec = evaluate(args.pred, args.truth, args.out, args.landmarks)
     print(metrics_table({"prediction": rec["truth_to_prediction"]}))
@@ -295,7 +295,7 @@ def _add_report(sub) -> None:
 def _run_report(args) -> int:
     from pathlib import Path
 
-    from .demo import metrics_table
+    from .stages.demo import metrics_table
     from .report.collect import context_from_dirs
     from .report.html import screenshot, write_report
 
@@ -326,7 +326,7 @@ def _add_demo(sub) -> None:
 def _run_demo(args) -> int:
     import dataclasses
 
-    from .demo import DemoSettings, run_demo
+    from .stages.demo import DemoSettings, run_demo
 
     settings = DemoSettings.quick() if args.quick else DemoSettings()
     settings = dataclasses.replace(settings, test_head=args.test_head, seed=args.seed)

@@ -1,7 +1,8 @@
 """What ``make_pins.py`` pins and ``test_pinned.py`` checks: one function, so both compute alike.
 
 Only the user-facing stage functions are called (predict, evaluate, landmarks), so the pin
-survives any reorganisation of the library beneath them.
+survives any reorganisation of the library beneath them. (The pins were written before the
+restructure, when these stages were the top-level modules ``skull2face.predict`` etc.)
 """
 
 from __future__ import annotations
@@ -16,14 +17,10 @@ METRICS = ("rmse_mm", "mean_mm", "median_mm", "p95_mm", "share_within_2.5mm", "c
 
 
 def _stages():
-    try:  # the layout after the restructure
-        from skull2face.stages.evaluate import evaluate
-        from skull2face.stages.landmarks import find_landmarks
-        from skull2face.stages.predict import PredictSettings, predict
-    except ImportError:  # the layout before it
-        from skull2face.evaluate import evaluate
-        from skull2face.landmarking import find_landmarks
-        from skull2face.predict import PredictSettings, predict
+    from skull2face.stages.evaluate import evaluate
+    from skull2face.stages.landmarks import find_landmarks
+    from skull2face.stages.predict import PredictSettings, predict
+
     return evaluate, find_landmarks, PredictSettings, predict
 
 

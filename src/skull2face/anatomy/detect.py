@@ -48,7 +48,7 @@ from scipy.spatial import cKDTree
 
 from ..geometry.depthmap import RenderSpec, render
 from ..geometry.frame import apply, as_rigid, frame_from_axes, invert_rigid
-from ..io.landmarks import LandmarkSet
+from ..anatomy.landmark_set import LandmarkSet
 from . import names
 
 __all__ = ["detect_landmarks", "symmetry_plane", "find_caps", "Cap"]

@@ -41,7 +41,8 @@ from ..errors import InputError
 from ..geometry.depthmap import DEFAULT_Z_FAR, DEFAULT_Z_NEAR, HEAD_MAP_CENTRE, RenderSpec, render, save_depthmap
 from ..geometry.frame import apply, head_frame, rigid_fit
 from ..io.atomic import write_json
-from ..io.landmarks import LandmarkSet, write_landmarks
+from ..io.landmarks import write_landmarks
+from ..anatomy.landmark_set import LandmarkSet
 from ..io.volumes import file_sha256, volume_stem
 
 log = logging.getLogger(__name__)

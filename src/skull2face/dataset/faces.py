@@ -26,7 +26,7 @@ import trimesh
 from .. import samples
 from ..errors import InputError
 from ..geometry.frame import frame_from_axes
-from ..io.landmarks import LandmarkSet
+from ..anatomy.landmark_set import LandmarkSet
 
 log = logging.getLogger(__name__)
 

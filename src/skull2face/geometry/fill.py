@@ -9,8 +9,8 @@ silhouette) takes the height of the nearest pixel that has one. Optionally the c
 first offset outwards by a tissue thickness measured along the bone's normal (a grey-scale
 dilation with a ball), which is what a uniform soft-tissue layer looks like in a height map:
 about that thickness where the bone faces the viewer, much more where it turns away, and a
-little wider than the bone. Training (residual mode of `skull2face.train`) and prediction
-(`skull2face.predict.generator_face`) call it the same way, on the skull map at the
+little wider than the bone. Training (residual mode of `skull2face.stages.train`) and prediction
+(`skull2face.stages.predict.generator_face`) call it the same way, on the skull map at the
 generator's resolution.
 """
 

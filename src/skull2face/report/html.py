@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 REPORT_NAME = "report.html"
 
 #: Metrics table columns: (key in a method's ``metrics``, header, unit, lower is better, scale).
-#: Keys are those of `skull2face.evaluate` (shares are fractions 0..1, shown in %).
+#: Keys are those of `skull2face.stages.evaluate` (shares are fractions 0..1, shown in %).
 COLUMNS: tuple[tuple[str, str, str, bool, float], ...] = (
     ("rmse_mm", "RMSE", "mm", True, 1.0),
     ("mean_mm", "mean", "mm", True, 1.0),
@@ -278,7 +278,7 @@ def write_report(out_dir: str | os.PathLike, context: Mapping[str, Any]) -> Path
                  "heatmap": path,   # PNG of its error on the true skin
                  "summary": str}    # one line about the method
 
-            (the ``truth_to_prediction`` record of `skull2face.evaluate.evaluate` fits
+            (the ``truth_to_prediction`` record of `skull2face.stages.evaluate.evaluate` fits
             ``metrics`` as is).
         ``main_method`` : str
             The method the page is about (default ``"skull2face"`` if present, else the first);

@@ -34,9 +34,9 @@ import numpy as np
 import trimesh
 from scipy import ndimage, sparse
 
-from .anatomy.tissue import load_table, thickness_for
-from .geometry.depthmap import DepthMap, RenderSpec, load_depthmap, render
-from .geometry.frame import apply
+from ..anatomy.tissue import load_table, thickness_for
+from ..geometry.depthmap import DepthMap, RenderSpec, load_depthmap, render
+from ..geometry.frame import apply
 
 # ----------------------------------------------------------------------------- constants
 
@@ -943,7 +943,7 @@ def load_training_pairs(dataset_dir: str | os.PathLike, split: str = "train",
     ids : list of str
         The sample ids, in the same order.
     """
-    from .dataset.reader import load_manifest
+    from ..dataset.reader import load_manifest
 
     man = load_manifest(dataset_dir)
     pairs, ids = [], []

@@ -20,8 +20,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import samples
-from .errors import InputError
+from .. import samples
+from ..errors import InputError
 
 log = logging.getLogger(__name__)
 
@@ -66,11 +66,11 @@ def metrics_table(rows: dict[str, dict]) -> str:
 
 def run_demo(out_dir: str | Path = "runs/demo", settings: DemoSettings | None = None) -> dict:
     """Run the demo into ``out_dir``; returns a summary with the table and the report path."""
-    from .dataset.build import DatasetSettings, build_dataset, head_name
+    from ..dataset.build import DatasetSettings, build_dataset, head_name
     from .evaluate import evaluate
     from .predict import PredictSettings, make_bundle, predict
-    from .report.collect import context_from_dirs
-    from .report.html import write_report
+    from ..report.collect import context_from_dirs
+    from ..report.html import write_report
     from .train import TrainSettings, train
 
     settings = settings or DemoSettings()

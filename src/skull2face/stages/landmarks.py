@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 import trimesh
 
-from .errors import InputError
-from .geometry import pose as pose_mod
-from .io.landmarks import LandmarkSet, read_landmarks, write_landmarks
-from .io.meshes import load_mesh
+from ..errors import InputError
+from ..geometry import pose as pose_mod
+from ..io.landmarks import read_landmarks, write_landmarks
+from ..anatomy.landmark_set import LandmarkSet
+from ..io.meshes import load_mesh
 
 log = logging.getLogger(__name__)
 
@@ -108,7 +109,7 @@ def locate(mesh: trimesh.Trimesh, mesh_path: str | os.PathLike, surface: str,
     record : dict
         Pose record and timing.
     """
-    from .anatomy.detect import detect_landmarks
+    from ..anatomy.detect import detect_landmarks
 
     settings = settings or PoseSettings()
     t0 = time.perf_counter()

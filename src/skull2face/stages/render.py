@@ -17,15 +17,15 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import __version__
-from .errors import InputError
-from .geometry.depthmap import DEFAULT_Z_FAR, DEFAULT_Z_NEAR, HEAD_MAP_CENTRE, RenderSpec, render, save_depthmap
-from .geometry.frame import HeadFrame, head_frame
-from .io.atomic import write_json
-from .io.landmarks import read_landmarks, write_landmarks
-from .io.meshes import load_mesh
-from .io.volumes import file_sha256
-from .landmarking import PoseSettings, infer_surface, locate, summary
+from .. import __version__
+from ..errors import InputError
+from ..geometry.depthmap import DEFAULT_Z_FAR, DEFAULT_Z_NEAR, HEAD_MAP_CENTRE, RenderSpec, render, save_depthmap
+from ..geometry.frame import HeadFrame, head_frame
+from ..io.atomic import write_json
+from ..io.landmarks import read_landmarks, write_landmarks
+from ..io.meshes import load_mesh
+from ..io.volumes import file_sha256
+from .landmarks import PoseSettings, infer_surface, locate, summary
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +121,7 @@ def render_meshes(mesh_paths: list[str | os.PathLike], out_dir: str | os.PathLik
         })
     outputs = ["frame.json"]
     if picture:
-        from .report.pictures import depthmap_landmarks_figure, save_png
+        from ..report.pictures import depthmap_landmarks_figure, save_png
 
         heads = {it["surface"]: it["landmarks"].transformed(frame.matrix) for it in items}
         fig = depthmap_landmarks_figure(maps, heads)
@@ -146,8 +146,8 @@ def depth2mesh(map_path: str | os.PathLike, out_path: str | os.PathLike,
 
     Writes the mesh (format from the suffix) and ``<out>.json`` with the settings used.
     """
-    from .geometry.depthmap import depth_to_mesh, load_depthmap
-    from .io.meshes import save_mesh
+    from ..geometry.depthmap import depth_to_mesh, load_depthmap
+    from ..io.meshes import save_mesh
 
     dm = load_depthmap(map_path)
     mesh = depth_to_mesh(dm, max_jump_mm=max_jump_mm)

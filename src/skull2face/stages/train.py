@@ -63,7 +63,7 @@ over the true face mask: mean absolute error, RMSE and the fraction of pixels wi
 The baseline predicts, for every head, the mean training face map (per-pixel mean height of
 every training face covering the pixel).
 
-Distributed training: launch with ``torchrun --nproc_per_node=N -m skull2face.train --data D
+Distributed training: launch with ``torchrun --nproc_per_node=N -m skull2face.stages.train --data D
 --out O ...``. The process group (gloo on CPU, nccl on CUDA) is set up from the ``RANK`` /
 ``WORLD_SIZE`` environment; models are wrapped in `DistributedDataParallel`; every rank takes
 its own slice of the same seeded per-epoch permutation (``batch_size`` is per process);
@@ -90,11 +90,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .dataset.reader import Manifest, downsample_arrays, load_arrays, load_manifest, subset
-from .errors import InputError
-from .geometry.fill import filled_height
-from .io.atomic import atomic_path, write_json
-from .model import (
+from ..dataset.reader import Manifest, downsample_arrays, load_arrays, load_manifest, subset
+from ..errors import InputError
+from ..geometry.fill import filled_height
+from ..io.atomic import atomic_path, write_json
+from ..model import (
     PatchDiscriminator,
     UNetGenerator,
     anthropological_loss,
@@ -1274,7 +1274,7 @@ def load_generator(path_or_run: str | os.PathLike, device: str | torch.device = 
         ``generator_kwargs["min_res"]`` works, at lower quality); ``mask_logit > 0`` marks the
         face. When ``meta["residual"]``, ``thickness_min_mm + face * thickness_range_mm`` is the
         soft-tissue thickness above ``filled_height(skull mm, mm_per_px, fill_radius_mm,
-        tissue_offset_mm)`` (values from ``meta``; see `skull2face.predict.generator_face`);
+        tissue_offset_mm)`` (values from ``meta``; see `skull2face.stages.predict.generator_face`);
         otherwise ``face`` is the normalised face height.
     meta : dict
         ``k``, ``z_near``, ``z_far`` (mm), ``resolution``, ``mm_per_px`` (at ``resolution``),
@@ -1372,11 +1372,11 @@ def settings_from_args(args: argparse.Namespace) -> TrainSettings:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Parser of ``python -m skull2face.train`` (and of torchrun launches)."""
+    """Parser of ``python -m skull2face.stages.train`` (and of torchrun launches)."""
     p = argparse.ArgumentParser(
-        prog="python -m skull2face.train",
+        prog="python -m skull2face.stages.train",
         description="Train the skull2face cGAN on a dataset folder. Distributed: "
-                    "torchrun --nproc_per_node=N -m skull2face.train --data D --out O ...")
+                    "torchrun --nproc_per_node=N -m skull2face.stages.train --data D --out O ...")
     p.add_argument("--data", required=True, help="dataset folder (docs/dataset-format.md)")
     p.add_argument("--out", required=True, help="run folder")
     p.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
@@ -1385,7 +1385,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of ``python -m skull2face.train``; prints the summary (rank 0) as JSON.
+    """Entry point of ``python -m skull2face.stages.train``; prints the summary (rank 0) as JSON.
 
     Returns 0 on success, 2 on bad input or settings (message on stderr, no traceback).
     """

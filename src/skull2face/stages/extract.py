@@ -12,11 +12,11 @@ import os
 import time
 from pathlib import Path
 
-from . import __version__
-from .geometry.surfaces import SurfaceSettings, extract_surfaces
-from .io.atomic import write_json
-from .io.meshes import save_mesh
-from .io.volumes import file_sha256, read_volume
+from .. import __version__
+from ..geometry.surfaces import SurfaceSettings, extract_surfaces
+from ..io.atomic import write_json
+from ..io.meshes import save_mesh
+from ..io.volumes import file_sha256, read_volume
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def extract(volume_path: str | os.PathLike, out_dir: str | os.PathLike,
     if surf.skull is not None:
         outputs["skull"] = str(save_mesh(surf.skull, out / "skull.ply").name)
     if picture:
-        from .report.pictures import extraction_figure, save_png
+        from ..report.pictures import extraction_figure, save_png
 
         t = time.perf_counter()
         fig = extraction_figure(surf.skin, surf.skull, vol, title=Path(volume_path).name)

@@ -7,7 +7,7 @@ coordinates. Methods:
 
 ``skull2face``     the trained generator (a model file from ``skull2face train``; by default
                    the small model bundled with the package);
-``tissue-depth``   the classic American method automated (`skull2face.baselines`);
+``tissue-depth``   the classic American method automated (`skull2face.methods.baselines`);
 ``mean-face``      the mean training face in the head frame;
 ``nearest-skull``  the face of the training pair whose skull is nearest.
 
@@ -30,15 +30,15 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, samples
-from .errors import InputError
-from .geometry.depthmap import HEAD_MAP_CENTRE, DepthMap, RenderSpec, depth_to_mesh, render, save_depthmap
-from .geometry.frame import head_frame
-from .io.atomic import write_json
-from .io.landmarks import read_landmarks, write_landmarks
-from .io.meshes import MESH_SUFFIXES, load_mesh, save_mesh
-from .io.volumes import file_sha256, is_volume_path
-from .landmarking import PoseSettings, locate
+from .. import __version__, samples
+from ..errors import InputError
+from ..geometry.depthmap import HEAD_MAP_CENTRE, DepthMap, RenderSpec, depth_to_mesh, render, save_depthmap
+from ..geometry.frame import head_frame
+from ..io.atomic import write_json
+from ..io.landmarks import read_landmarks, write_landmarks
+from ..io.meshes import MESH_SUFFIXES, load_mesh, save_mesh
+from ..io.volumes import file_sha256, is_volume_path
+from .landmarks import PoseSettings, locate
 
 log = logging.getLogger(__name__)
 
@@ -84,8 +84,8 @@ def read_skull(input_path: str | os.PathLike, out: Path) -> dict:
     if not p.exists():
         raise InputError(p, "not found")
     if is_volume_path(p):
-        from .geometry.surfaces import extract_surfaces
-        from .io.volumes import read_volume
+        from ..geometry.surfaces import extract_surfaces
+        from ..io.volumes import read_volume
 
         surf = extract_surfaces(read_volume(p))
         save_mesh(surf.skull, out / "skull.ply")
@@ -129,10 +129,10 @@ def make_bundle(run_dir: str | os.PathLike, data_dir: str | os.PathLike, path: s
     """
     import torch
 
-    from .dataset.reader import load_manifest
-    from .geometry.depthmap import load_depthmap
-    from .io.atomic import atomic_path
-    from . import baselines
+    from ..dataset.reader import load_manifest
+    from ..geometry.depthmap import load_depthmap
+    from ..io.atomic import atomic_path
+    from ..methods import baselines
     from .train import export_generator
 
     path = Path(path)
@@ -191,7 +191,7 @@ def _spec_for(settings: PredictSettings, meta: dict, frame: np.ndarray, sha: str
 def generator_face(g, meta: dict, skull_map: DepthMap) -> DepthMap:
     """Run the generator on a skull map; the face map comes back in the same spec (mm).
 
-    A residual generator (``meta["residual"]``, see `skull2face.train`) predicts the soft-tissue
+    A residual generator (``meta["residual"]``, see `skull2face.stages.train`) predicts the soft-tissue
     thickness ``thickness_min_mm + face * thickness_range_mm`` above the filled skull
     (`skull2face.geometry.fill.filled_height` of this skull map with ``meta["fill_radius_mm"]``
     and ``meta["tissue_offset_mm"]``), clipped to the depth range as in training; otherwise
@@ -199,7 +199,7 @@ def generator_face(g, meta: dict, skull_map: DepthMap) -> DepthMap:
     """
     import torch
 
-    from .geometry.depthmap import denormalise, normalise
+    from ..geometry.depthmap import denormalise, normalise
 
     k = float(meta["k"])
     x = np.stack([normalise(skull_map.height, skull_map.spec, k), skull_map.mask.astype(np.float32)])[None]
@@ -208,7 +208,7 @@ def generator_face(g, meta: dict, skull_map: DepthMap) -> DepthMap:
     face = out.face[0, 0].numpy()
     mask = (out.mask_logit[0, 0].numpy() > 0) if out.mask_logit is not None else face > 1e-6
     if meta.get("residual", False):
-        from .geometry.fill import DEFAULT_RADIUS_MM, filled_height
+        from ..geometry.fill import DEFAULT_RADIUS_MM, filled_height
 
         spec = skull_map.spec
         # As in training, where the skull reaches the network through its normalised map: clipped.
@@ -230,9 +230,9 @@ def _reference_maps(settings: PredictSettings, refs: dict | None, spec: RenderSp
         return DepthMap(h, np.isfinite(h), spec)
 
     if settings.data:
-        from .baselines import mean_face, resample_to
-        from .dataset.reader import load_manifest
-        from .geometry.depthmap import load_depthmap
+        from ..methods.baselines import mean_face, resample_to
+        from ..dataset.reader import load_manifest
+        from ..geometry.depthmap import load_depthmap
 
         man = load_manifest(settings.data)
         pairs = [s for s in man.samples if s["kind"] == "paired" and s["split"] == "train"]
@@ -259,7 +259,7 @@ def predict(input_path: str | os.PathLike, out_dir: str | os.PathLike, settings:
     dict
         The record written to ``predict.json`` (paths are relative to ``out_dir``).
     """
-    from . import baselines
+    from ..methods import baselines
 
     settings = settings or PredictSettings()
     if settings.method not in METHODS:
@@ -287,11 +287,11 @@ def predict(input_path: str | os.PathLike, out_dir: str | os.PathLike, settings:
     sha = file_sha256(input_path)
     grid = meta if settings.method == "skull2face" or (refs and not settings.data) else {}
     if settings.method in ("mean-face", "nearest-skull") and settings.data:
-        from .dataset.reader import load_manifest
+        from ..dataset.reader import load_manifest
 
         man = load_manifest(settings.data)
         first = man.samples[0]["files"].get("skull") or man.samples[0]["files"]["face"]
-        from .geometry.depthmap import load_depthmap
+        from ..geometry.depthmap import load_depthmap
 
         ref = load_depthmap(man.root / first).spec  # the dataset's grid, so its maps are used as they are
         grid = {"resolution": ref.size[0], "mm_per_px": ref.mm_per_px, "z_near": ref.z_near, "z_far": ref.z_far,
@@ -330,7 +330,7 @@ def predict(input_path: str | os.PathLike, out_dir: str | os.PathLike, settings:
     timings["mesh_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
     if picture:
-        from .report.pictures import prediction_figure, save_png
+        from ..report.pictures import prediction_figure, save_png
 
         save_png(prediction_figure(skull, face, src["truth"], frame.matrix), out / "predict.png")
         outputs["picture"] = "predict.png"

@@ -39,11 +39,12 @@ from typing import Any
 import numpy as np
 import trimesh
 
-from .errors import InputError
-from .geometry.frame import HeadFrame, apply, as_rigid, head_frame
-from .io.atomic import atomic_path, write_json
-from .io.landmarks import LandmarkSet, read_landmarks
-from .io.meshes import load_mesh
+from ..errors import InputError
+from ..geometry.frame import HeadFrame, apply, as_rigid, head_frame
+from ..io.atomic import atomic_path, write_json
+from ..io.landmarks import read_landmarks
+from ..anatomy.landmark_set import LandmarkSet
+from ..io.meshes import load_mesh
 
 log = logging.getLogger(__name__)
 
@@ -295,7 +296,7 @@ def find_lids(mesh: trimesh.Trimesh, frame: np.ndarray | None = None) -> list[Li
         One per distinct lid (directions within 10 degrees of each other that find overlapping
         triangles are merged, keeping the plane with the larger seed area), largest first.
     """
-    from .anatomy.detect import find_caps
+    from ..anatomy.detect import find_caps
 
     v, f = _arrays(mesh)
     cross = _face_cross(v, f)
@@ -987,8 +988,8 @@ def heatmap_figure(truth: trimesh.Trimesh, error_mm: np.ndarray, region: FaceReg
 
 
 def _detect_truth_landmarks(truth: trimesh.Trimesh, truth_path: Path) -> tuple[LandmarkSet, str]:
-    from .anatomy.detect import detect_landmarks
-    from .landmarking import PoseSettings, coarse_pose
+    from ..anatomy.detect import detect_landmarks
+    from .landmarks import PoseSettings, coarse_pose
 
     coarse, record = coarse_pose(truth, truth_path, "face", PoseSettings())
     how = ("detected on the truth (coarse pose: LPS axes of the CT it came from)" if record["mode"] == "lps"
@@ -1031,9 +1032,9 @@ def evaluate(pred_path: str | os.PathLike, truth_path: str | os.PathLike, out_di
         cannot fix the face region (missing nasion / a bilateral pair / subnasale, or not on
         the truth surface).
     """
-    from . import __version__
-    from .io.volumes import file_sha256
-    from .report.pictures import save_png
+    from .. import __version__
+    from ..io.volumes import file_sha256
+    from ..report.pictures import save_png
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()

@@ -1,0 +1,1 @@
+"""Every way to turn a skull into a face, behind one interface (see `registry`)."""
