@@ -12,7 +12,8 @@ This is `skull2face demo` run once per held-out head.
 import argparse
 from pathlib import Path
 
-from skull2face.stages.demo import DemoSettings, metrics_table, run_demo
+from skull2face.report.tables import metrics_table
+from skull2face.stages.demo import DemoSettings, run_demo
 
 
 def main():

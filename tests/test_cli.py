@@ -41,3 +41,74 @@ def test_extract_headsq_end_to_end(tmp_path):
     assert rec["volume"]["shape_ijk"] == [64, 64, 93]
     assert len(rec["input"]["sha256"]) == 64
     assert "total_s" in rec["timings"]
+
+
+def test_top_help_imports_no_stage():
+    code = ("import sys\nfrom skull2face.cli import main\n"
+            "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+            "print(','.join(sorted(m for m in sys.modules if m.startswith(('skull2face', 'torch', 'trimesh', 'numpy')))))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1].split(",") == ["skull2face", "skull2face.cli", "skull2face.errors"]
+
+
+def test_every_command_is_generated_from_its_settings():
+    """Each command parses with its inputs only, and its options' defaults are the dataclass's own."""
+    import dataclasses
+    import inspect
+
+    from skull2face.cli import COMMANDS, _load, command_parser
+    from skull2face.options import settings_from_args
+
+    for cmd in COMMANDS:
+        argv = []
+        for a in cmd.inputs:
+            if a.switch:
+                continue
+            if not a.name.startswith("-"):
+                argv += ["x"] * (2 if a.nargs == "+" else 1)
+            elif a.required:
+                argv += [a.name, "x"]
+        args = command_parser(cmd).parse_args(argv)
+        func = _load(cmd.run)
+        params = inspect.signature(func).parameters
+        for a in cmd.inputs:
+            assert a.dest in params, f"{cmd.name}: {func.__name__} has no parameter {a.dest}"
+        if cmd.settings:
+            cls = _load(cmd.settings)
+            assert "settings" in params, cmd.name
+            assert dataclasses.asdict(settings_from_args(cls, args)) == dataclasses.asdict(cls()), cmd.name
+        if cmd.echo:
+            assert callable(_load(cmd.echo))
+
+
+def test_impossible_setting_is_one_line_exit_2(tmp_path, capsys):
+    rc = main(["train", "--data", str(tmp_path), "--out", str(tmp_path / "run"), "--final-res", "100"])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert err.count("\n") == 1 and "final_res" in err and "Traceback" not in err
+
+
+def test_options_keep_their_names(tmp_path):
+    """Options users know (and scripts use) keep their spelling."""
+    from skull2face.cli import COMMANDS, command_parser
+
+    by_name = {c.name: command_parser(c).format_help() for c in COMMANDS}
+    for name, flags in {"extract": ["--opening", "--smooth", "--target-faces", "--skin-only", "--no-picture",
+                                    "--intensity"],
+                        "render": ["--size", "--mm-per-px", "--surface", "--landmarks", "--front", "--up"],
+                        "dataset build": ["--ct", "--test-head", "--n-paired", "--no-real-faces", "--workers"],
+                        "train": ["--final-res", "--no-staged", "--betas", "--resume", "--schedule"],
+                        "depth2mesh": ["--max-jump"], "demo": ["--quick", "--test-head", "--seed"],
+                        "report": ["--title", "--screenshot"], "landmarks": ["--surface", "--pose", "--out"]}.items():
+        for flag in flags:
+            assert flag in by_name[name], (name, flag)
+
+
+def test_unknown_command_and_missing_action(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["frobnicate"])
+    assert e.value.code == 2 and "unknown command" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:
+        main(["dataset"])
+    assert e.value.code == 2 and "build" in capsys.readouterr().err

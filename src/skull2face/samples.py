@@ -55,3 +55,9 @@ def path(name: str) -> Path:
     if not p.is_file():
         raise KeyError(f"no bundled sample {name!r}; bundled: {', '.join(names())}")
     return p
+
+
+def listing() -> str:
+    """What ``skull2face samples`` prints: each bundled sample and its path, then the provenance file."""
+    lines = [f"{name:<10} {path(name)}" for name in names()]
+    return "\n".join(lines + [f"provenance and licences: {data_dir() / 'README.md'}"])

@@ -18,10 +18,13 @@ METRICS = ("rmse_mm", "mean_mm", "median_mm", "p95_mm", "share_within_2.5mm", "c
 
 def _stages():
     from skull2face.stages.evaluate import evaluate
-    from skull2face.stages.landmarks import find_landmarks
+    from skull2face.stages.landmarks import LandmarkSettings, find_landmarks
     from skull2face.stages.predict import PredictSettings, predict
 
-    return evaluate, find_landmarks, PredictSettings, predict
+    def find(path, surface):
+        return find_landmarks(path, settings=LandmarkSettings(surface=surface))
+
+    return evaluate, find, PredictSettings, predict
 
 
 def _points(lms) -> np.ndarray:
@@ -37,7 +40,7 @@ def compute(tmp: Path, heads=HEADS, methods=METHODS) -> dict[str, np.ndarray]:
 
     evaluate, find_landmarks, PredictSettings, predict = _stages()
     out: dict[str, np.ndarray] = {}
-    out["arothron_skull_landmarks"] = _points(find_landmarks(samples.path("arothron_skull"), None, "skull"))
+    out["arothron_skull_landmarks"] = _points(find_landmarks(samples.path("arothron_skull"), "skull"))
     for head in heads:
         for method in methods:
             run = tmp / f"{head}-{method}"
@@ -45,8 +48,8 @@ def compute(tmp: Path, heads=HEADS, methods=METHODS) -> dict[str, np.ndarray]:
             face = np.load(run / "face_map.npz")["height"]
             out[f"{head}_{method}_face"] = face[::2, ::2].astype(np.float32)
             if method == methods[0]:
-                out[f"{head}_skull_landmarks"] = _points(find_landmarks(run / "skull.ply", None, "skull"))
-                out[f"{head}_skin_landmarks"] = _points(find_landmarks(run / "truth_skin.ply", None, "face"))
+                out[f"{head}_skull_landmarks"] = _points(find_landmarks(run / "skull.ply", "skull"))
+                out[f"{head}_skin_landmarks"] = _points(find_landmarks(run / "truth_skin.ply", "face"))
             rec = evaluate(run / "face.ply", run / "truth_skin.ply", tmp / f"eval-{head}-{method}")
             m = rec["truth_to_prediction"]
             out[f"{head}_{method}_metrics"] = np.array([float(m[k]) for k in METRICS])

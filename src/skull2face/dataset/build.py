@@ -44,6 +44,7 @@ from ..io.atomic import write_json
 from ..io.landmarks import write_landmarks
 from ..anatomy.landmark_set import LandmarkSet
 from ..io.volumes import file_sha256, volume_stem
+from ..options import option
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +72,9 @@ class DatasetSettings:
         Surrey Face Model samples (unpaired faces), in addition to the real faces.
     real_faces : bool
         Include the bundled real MRI skins and face scans as unpaired faces.
-    test_heads : list of str
-        CT head names (file stem) whose samples form the test split.
+    test_heads : list of str or None
+        CT head names (file stem) whose samples form the test split; None: ``headsq`` when it
+        is among the CTs, else none.
     size, mm_per_px, z_near, z_far
         Render spec shared by every map.
     shape_amplitude : float
@@ -82,19 +84,21 @@ class DatasetSettings:
     seed, workers : int
     """
 
-    n_paired: int = 100
-    n_skulls: int = 30
-    n_sfm: int = 40
-    real_faces: bool = True
-    test_heads: list = field(default_factory=list)
-    size: int = 256
-    mm_per_px: float = 1.0
+    n_paired: int = option(100, help="synthetic pairs per CT head")
+    n_skulls: int = option(30, help="unpaired skulls per CT head")
+    n_sfm: int = option(40, help="Surrey Face Model faces")
+    real_faces: bool = option(True, help="include the bundled real MRI/scan faces")
+    test_heads: list[str] | None = option(None, flag="--test-head", nargs="*", metavar="NAME",
+                                          help="head(s) held out as the test split, by CT file stem (default: "
+                                               "headsq when among the CTs)")
+    size: int = option(256, help="map side in pixels")
+    mm_per_px: float = option(1.0, help="pixel pitch in mm")
     z_near: float = DEFAULT_Z_NEAR
     z_far: float = DEFAULT_Z_FAR
-    shape_amplitude: float = 1.0
+    shape_amplitude: float = option(1.0, help="warp size in population SDs")
     target_faces: int = 120_000
-    seed: int = 0
-    workers: int = 2
+    seed: int = option(0, help="seed of every random draw")
+    workers: int = option(2, help="processes")
 
 
 def head_name(path: str | os.PathLike) -> str:
@@ -268,6 +272,8 @@ def build_dataset(ct_paths: list[str | os.PathLike], out_dir: str | os.PathLike,
     names = [head_name(p) for p in ct_paths]
     if len(set(names)) != len(names):
         raise InputError(None, f"two CTs share a head name: {names}")
+    if settings.test_heads is None:
+        settings = dataclasses.replace(settings, test_heads=["headsq"] if "headsq" in names else [])
     unknown = sorted(set(settings.test_heads) - set(names))
     if unknown:
         raise InputError(None, f"--test-head {', '.join(unknown)} is not among the CT heads {names}")

@@ -24,6 +24,7 @@ from scipy import ndimage
 from skimage import measure
 
 from ..errors import InputError
+from ..options import option
 from ..io.volumes import Volume
 
 log = logging.getLogger(__name__)
@@ -58,15 +59,17 @@ class SurfaceSettings:
         Decimate each surface to about this many triangles (fast-simplification); None keeps all.
     """
 
-    skin_threshold: float | None = None
-    bone_threshold: float | None = None
-    intensity: str = "hu"
-    opening_voxels: int = 2
+    skin_threshold: float | None = option(None, help="skin iso-value (default -300 HU)")
+    bone_threshold: float | None = option(None, help="bone iso-value (default 300 HU)")
+    intensity: str = option("hu", choices=("hu", "raw"),
+                            help="'raw' for volumes not in HU (uint8 exports, MR): automatic thresholds unless given")
+    opening_voxels: int = option(2, flag="--opening", metavar="VOXELS",
+                                 help="opening that cuts the head free of table/holder")
     bone_min_fraction: float = 0.02
     bone_min_mm3: float = 500.0
-    skin_only: bool = False
-    smooth_iterations: int = 0
-    target_faces: int | None = None
+    skin_only: bool = option(False, help="extract the skin only (MR heads)")
+    smooth_iterations: int = option(0, flag="--smooth", metavar="N", help="Taubin smoothing iterations")
+    target_faces: int | None = option(None, metavar="N", help="decimate each mesh to about N triangles")
 
 
 @dataclass

@@ -22,6 +22,8 @@ from pathlib import Path
 
 from .. import samples
 from ..errors import InputError
+from ..options import cli_fields, option
+from ..report.tables import metrics_table
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +34,7 @@ METHOD_ORDER = ("skull2face", "tissue-depth", "mean-face", "nearest-skull")
 class DemoSettings:
     """Sizes of the demo run (the defaults fit in ~15 minutes on a 2-core CPU)."""
 
-    test_head: str = "headsq"
+    test_head: str = option("headsq", help="bundled CT held out")
     n_paired: int = 60
     n_skulls: int = 20
     n_sfm: int = 30
@@ -40,8 +42,8 @@ class DemoSettings:
     schedule: str = "8:2,16:2,32:3,64:3,128:3"
     final_res: int = 128
     batch_size: int = 8
-    seed: int = 0
-    workers: int = 2
+    seed: int = option(0, help="seed of the dataset, the weights and the data order")
+    workers: int = option(2, help="dataset build processes")
 
     @classmethod
     def quick(cls) -> "DemoSettings":
@@ -49,23 +51,12 @@ class DemoSettings:
                    batch_size=4)
 
 
-def metrics_table(rows: dict[str, dict]) -> str:
-    """Plain-text table: one line per method, truth -> prediction distances (mm, area-weighted)."""
-    head = (f"{'method':<14} {'RMSE':>6} {'mean':>6} {'median':>6} {'p95':>6} {'max':>6} "
-            f"{'<1mm':>6} {'<2mm':>6} {'<2.5mm':>7} {'cover':>6}")
-    lines = [head, "-" * len(head)]
-    for method, m in rows.items():
-        def f(key, scale=1.0, width=6, digits=2):
-            v = m.get(key)
-            return f"{'-':>{width}}" if v is None else f"{scale * v:{width}.{digits}f}"
-        lines.append(f"{method:<14} {f('rmse_mm')} {f('mean_mm')} {f('median_mm')} {f('p95_mm')} "
-                     f"{f('max_mm', digits=1)} {f('share_within_1mm', 100, 5, 0)}% {f('share_within_2mm', 100, 5, 0)}% "
-                     f"{f('share_within_2.5mm', 100, 6, 0)}% {f('coverage', 100, 5, 0)}%")
-    return "\n".join(lines)
+def run_demo(out_dir: str | Path = "runs/demo", settings: DemoSettings | None = None, quick: bool = False) -> dict:
+    """Run the demo into ``out_dir``; returns a summary with the table and the report path.
 
-
-def run_demo(out_dir: str | Path = "runs/demo", settings: DemoSettings | None = None) -> dict:
-    """Run the demo into ``out_dir``; returns a summary with the table and the report path."""
+    ``quick``: the sizes of `DemoSettings.quick` (a smoke run), keeping ``settings``'
+    command-line options (test head, seed, workers).
+    """
     from ..dataset.build import DatasetSettings, build_dataset, head_name
     from .evaluate import evaluate
     from .predict import PredictSettings, make_bundle, predict
@@ -74,6 +65,8 @@ def run_demo(out_dir: str | Path = "runs/demo", settings: DemoSettings | None = 
     from .train import TrainSettings, train
 
     settings = settings or DemoSettings()
+    if quick:
+        settings = dataclasses.replace(DemoSettings.quick(), **{n: getattr(settings, n) for n in cli_fields(DemoSettings)})
     out = Path(out_dir)
     if (out / "dataset" / "manifest.json").exists():
         raise InputError(out, "already holds a demo run; choose a new --out folder or delete it")
@@ -130,3 +123,8 @@ def run_demo(out_dir: str | Path = "runs/demo", settings: DemoSettings | None = 
     summary = {"table": table, "rows": rows, "report": str(report), "timings": {k: round(v, 1) for k, v in timings.items()}}
     (out / "demo.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def echo(summary: dict) -> str:
+    """What ``skull2face demo`` prints: the metrics table and where the report is."""
+    return f"{summary['table']}\nreport: {summary['report']}"

@@ -10,6 +10,7 @@ import dataclasses
 import logging
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from .. import __version__
@@ -17,12 +18,29 @@ from ..geometry.surfaces import SurfaceSettings, extract_surfaces
 from ..io.atomic import write_json
 from ..io.meshes import save_mesh
 from ..io.volumes import file_sha256, read_volume
+from ..options import nested, option
 
 log = logging.getLogger(__name__)
 
 
+@dataclass
+class ExtractSettings:
+    """Settings of ``skull2face extract``.
+
+    Attributes
+    ----------
+    surfaces : SurfaceSettings
+        Thresholds, opening, smoothing and decimation of the skin and bone surfaces.
+    picture : bool
+        Write ``extract.png``.
+    """
+
+    surfaces: SurfaceSettings = nested(SurfaceSettings, title="surfaces")
+    picture: bool = option(True, help="write extract.png (a picture to check the result)")
+
+
 def extract(volume_path: str | os.PathLike, out_dir: str | os.PathLike,
-            settings: SurfaceSettings | None = None, picture: bool = True) -> dict:
+            settings: ExtractSettings | None = None) -> dict:
     """Extract skull and skin surfaces of a head volume into ``out_dir``.
 
     Parameters
@@ -33,25 +51,25 @@ def extract(volume_path: str | os.PathLike, out_dir: str | os.PathLike,
         Created if needed. Receives ``skin.ply``, ``skull.ply`` (unless skin-only),
         ``extract.json`` (resolved settings, volume geometry, thresholds, component sizes,
         mesh counts, timings) and ``extract.png`` (a picture to check the result).
-    settings : SurfaceSettings
+    settings : ExtractSettings
 
     Returns
     -------
     dict
         The record written to ``extract.json``.
     """
-    settings = settings or SurfaceSettings()
+    settings = settings or ExtractSettings()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
     vol = read_volume(volume_path)
     t_read = time.perf_counter() - t0
     log.info("read %s: grid %s, spacing %s mm", volume_path, vol.shape, vol.spacing.round(3).tolist())
-    surf = extract_surfaces(vol, settings)
+    surf = extract_surfaces(vol, settings.surfaces)
     outputs = {"skin": str(save_mesh(surf.skin, out / "skin.ply").name)}
     if surf.skull is not None:
         outputs["skull"] = str(save_mesh(surf.skull, out / "skull.ply").name)
-    if picture:
+    if settings.picture:
         from ..report.pictures import extraction_figure, save_png
 
         t = time.perf_counter()
@@ -65,7 +83,7 @@ def extract(volume_path: str | os.PathLike, out_dir: str | os.PathLike,
         "input": {"path": str(Path(volume_path).resolve()), "sha256": file_sha256(volume_path),
                   "reader": vol.info},
         "coordinates": "LPS millimetres of the input volume",
-        "settings": dataclasses.asdict(settings),
+        "settings": dataclasses.asdict(settings.surfaces),
         "volume": vol.geometry(),
         **surf.record,
         "outputs": outputs,
@@ -76,3 +94,8 @@ def extract(volume_path: str | os.PathLike, out_dir: str | os.PathLike,
              s["skin"]["mesh"]["faces"], s["skin"]["mesh"]["watertight"],
              "-" if surf.skull is None else s["skull"]["mesh"]["faces"], s["timings"]["total_s"])
     return record
+
+
+def echo(record: dict) -> str:
+    """What ``skull2face extract`` prints: the files written."""
+    return f"wrote {', '.join(record['outputs'].values())} and extract.json"

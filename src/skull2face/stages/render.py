@@ -25,7 +25,8 @@ from ..io.atomic import write_json
 from ..io.landmarks import read_landmarks, write_landmarks
 from ..io.meshes import load_mesh
 from ..io.volumes import file_sha256
-from .landmarks import PoseSettings, infer_surface, locate, summary
+from ..anatomy.locate import SURFACES, PoseSettings, infer_surface, locate, summary
+from ..options import nested, option
 
 log = logging.getLogger(__name__)
 
@@ -42,21 +43,41 @@ class RenderSettings:
         Pixel pitch in mm (1.0 by default: a 256 px map spans 256 mm around nasion).
     z_near, z_far : float
         Head-frame depth range (mm) used for normalisation.
+    surface : list of {"skull", "face"} or None
+        Surface of each mesh, in order; None reads it from the file names.
+    picture : bool
+        Write ``render.png``.
     pose : PoseSettings
         How the coarse pose is found before landmark detection.
     """
 
-    size: int = 256
-    mm_per_px: float = 1.0
+    size: int = option(256, help="map side in pixels")
+    mm_per_px: float = option(1.0, help="pixel pitch in mm")
     z_near: float = DEFAULT_Z_NEAR
     z_far: float = DEFAULT_Z_FAR
-    pose: PoseSettings = field(default_factory=PoseSettings)
+    surface: list[str] | None = option(None, choices=SURFACES, help="surface of each mesh (default: from the "
+                                                                     "file names)")
+    picture: bool = option(True, help="write render.png (the maps with the landmarks drawn)")
+    pose: PoseSettings = nested(PoseSettings, title="coarse pose (before landmarks are known)")
+
+
+@dataclass
+class Depth2MeshSettings:
+    """Settings of ``skull2face depth2mesh``.
+
+    Attributes
+    ----------
+    max_jump_mm : float or None
+        No triangle spans a depth jump larger than this (mm); None: 5 pixels.
+    """
+
+    max_jump_mm: float | None = option(None, flag="--max-jump", metavar="MM",
+                                       help="no triangle spans a depth jump larger than this (default 5 pixels)")
 
 
 def render_meshes(mesh_paths: list[str | os.PathLike], out_dir: str | os.PathLike,
                   landmark_paths: list[str | os.PathLike | None] | None = None,
-                  surfaces: list[str | None] | None = None,
-                  settings: RenderSettings | None = None, picture: bool = True) -> dict:
+                  settings: RenderSettings | None = None) -> dict:
     """Render one or more head meshes into depth maps sharing the first mesh's head frame.
 
     Parameters
@@ -65,9 +86,7 @@ def render_meshes(mesh_paths: list[str | os.PathLike], out_dir: str | os.PathLik
         E.g. ``[skull.ply, skin.ply]`` from ``skull2face extract``. At most one per surface.
     out_dir : path-like
     landmark_paths : list of (path-like or None), optional
-        Given landmarks per mesh (they win over detection).
-    surfaces : list of ("skull" | "face" | None), optional
-        Per mesh; None reads it from the file name.
+        Given landmarks per mesh (they win over detection); None or ``"-"`` for none.
     settings : RenderSettings
 
     Returns
@@ -79,8 +98,9 @@ def render_meshes(mesh_paths: list[str | os.PathLike], out_dir: str | os.PathLik
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     n = len(mesh_paths)
-    landmark_paths = list(landmark_paths or [None] * n) + [None] * (n - len(landmark_paths or []))
-    surfaces = list(surfaces or [None] * n) + [None] * (n - len(surfaces or []))
+    landmark_paths = [None if p in (None, "-") else p for p in (landmark_paths or [])]
+    landmark_paths += [None] * (n - len(landmark_paths))
+    surfaces = list(settings.surface or []) + [None] * (n - len(settings.surface or []))
     t0 = time.perf_counter()
     items = []
     for mesh_path, lm_path, surface in zip(mesh_paths, landmark_paths, surfaces):
@@ -120,7 +140,7 @@ def render_meshes(mesh_paths: list[str | os.PathLike], out_dir: str | os.PathLik
             "seconds": round(time.perf_counter() - t + it["locate"]["seconds"], 3),
         })
     outputs = ["frame.json"]
-    if picture:
+    if settings.picture:
         from ..report.pictures import depthmap_landmarks_figure, save_png
 
         heads = {it["surface"]: it["landmarks"].transformed(frame.matrix) for it in items}
@@ -141,11 +161,12 @@ def render_meshes(mesh_paths: list[str | os.PathLike], out_dir: str | os.PathLik
 
 
 def depth2mesh(map_path: str | os.PathLike, out_path: str | os.PathLike,
-               max_jump_mm: float | None = None) -> dict:
+               settings: Depth2MeshSettings | None = None) -> dict:
     """Stage function: a saved depth map -> a mesh in the original input's coordinates.
 
     Writes the mesh (format from the suffix) and ``<out>.json`` with the settings used.
     """
+    max_jump_mm = (settings or Depth2MeshSettings()).max_jump_mm
     from ..geometry.depthmap import depth_to_mesh, load_depthmap
     from ..io.meshes import save_mesh
 
@@ -161,4 +182,15 @@ def depth2mesh(map_path: str | os.PathLike, out_path: str | os.PathLike,
     return record
 
 
-__all__ = ["RenderSettings", "render_meshes", "depth2mesh", "HeadFrame"]
+def echo(record: dict) -> str:
+    """What ``skull2face render`` prints: per surface its valid pixels and landmarks; the files."""
+    lines = [f"{it['surface']}: {it['valid_pixels']} valid pixels; landmarks {it['landmarks']}" for it in record["items"]]
+    return "\n".join(lines + [f"wrote depth maps, landmarks, {', '.join(record['outputs'])} and render.json"])
+
+
+def echo_mesh(record: dict) -> str:
+    """What ``skull2face depth2mesh`` prints."""
+    return f"wrote {record['output']}: {record['vertices']} vertices, {record['faces']} triangles"
+
+
+__all__ = ["RenderSettings", "Depth2MeshSettings", "render_meshes", "depth2mesh", "echo", "echo_mesh", "HeadFrame"]

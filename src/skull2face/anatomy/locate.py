@@ -1,0 +1,125 @@
+"""Landmarks of a loaded mesh: the coarse pose first, then given landmarks kept and the rest detected.
+
+Used by every stage that needs landmarks (landmarks, render, predict, evaluate). The coarse
+pose comes from the CT's LPS axes when the mesh was written from a CT, else from the mesh's
+symmetry and shape (`skull2face.geometry.pose`), with optional ``front``/``up`` hints.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import trimesh
+
+from ..errors import InputError
+from ..geometry import pose as pose_mod
+from ..options import option
+from .landmark_set import LandmarkSet
+
+SURFACES = ("skull", "face")
+POSES = ("auto", "lps", "scan")
+
+
+@dataclass
+class PoseSettings:
+    """How to find the coarse pose of a mesh before its landmarks are known.
+
+    Attributes
+    ----------
+    pose : {"auto", "lps", "scan"}
+        "lps": the mesh is in a CT's LPS coordinates (as ``skull2face extract`` writes them).
+        "scan": unknown pose, found from symmetry and shape (plus hints). "auto": "lps" when
+        the mesh came from a CT (`in_ct_coordinates`), else "scan".
+    front, up : str or None
+        Hints for "scan" in the mesh's coordinates, e.g. ``"-y"``, ``"+z"`` or ``"0,0.2,1"``.
+    """
+
+    pose: str = option("auto", choices=POSES,
+                       help="'lps': mesh in a CT's LPS mm (as extract writes); 'scan': unknown pose, found from "
+                            "symmetry and shape; 'auto': lps when the mesh came from a CT")
+    front: str | None = option(None, metavar="AXIS", help="where the face looks, in the mesh's coordinates: "
+                                                          "+x, -y, ... or 'a,b,c'")
+    up: str | None = option(None, metavar="AXIS", help="the top of the head, like --front")
+
+
+def infer_surface(path: str | os.PathLike, surface: str | None) -> str:
+    """'skull' or 'face': given, or read from the file name (skull*, skin*/face*)."""
+    if surface is not None:
+        if surface not in SURFACES:
+            raise InputError(path, f"surface must be one of {SURFACES}, not {surface!r}")
+        return surface
+    name = Path(path).name.lower()
+    if "skull" in name or "bone" in name or "cranium" in name:
+        return "skull"
+    if "skin" in name or "face" in name:
+        return "face"
+    raise InputError(path, "cannot tell from the file name whether this is a skull or a face: "
+                           "pass --surface skull or --surface face")
+
+
+def in_ct_coordinates(mesh_path: str | os.PathLike) -> bool:
+    """True if the mesh was written from a CT in its LPS millimetres: by ``extract`` (an
+    ``extract.json`` beside it) or by ``predict`` on a CT (its ``skull.ply``/``truth_skin.ply``)."""
+    folder = Path(mesh_path).parent
+    if (folder / "extract.json").is_file():
+        return True
+    rec = folder / "predict.json"
+    if rec.is_file() and Path(mesh_path).name in ("skull.ply", "truth_skin.ply"):
+        import json
+
+        try:
+            return json.loads(rec.read_text(encoding="utf-8"))["input"]["kind"] == "ct"
+        except (OSError, ValueError, KeyError, TypeError):
+            return False
+    return False
+
+
+def coarse_pose(mesh: trimesh.Trimesh, mesh_path: str | os.PathLike, surface: str,
+                settings: PoseSettings) -> tuple[np.ndarray, dict]:
+    """Coarse input -> head matrix (4, 4) and a record of how it was found."""
+    mode = settings.pose
+    if mode not in POSES:
+        raise ValueError(f"pose must be one of {POSES}, not {mode!r}")
+    if mode == "auto":
+        mode = "lps" if in_ct_coordinates(mesh_path) else "scan"
+    if mode == "lps":
+        return pose_mod.lps_frame(mesh), {"mode": "lps"}
+    try:
+        front = None if settings.front is None else pose_mod.parse_axis(settings.front)
+        up = None if settings.up is None else pose_mod.parse_axis(settings.up)
+    except ValueError as exc:
+        raise InputError(None, str(exc)) from None
+    matrix, record = pose_mod.auto_frame(mesh, surface, front=front, up=up)
+    return matrix, {"mode": "scan", **record}
+
+
+def locate(mesh: trimesh.Trimesh, mesh_path: str | os.PathLike, surface: str,
+           given: LandmarkSet | None = None, settings: PoseSettings | None = None) -> tuple[LandmarkSet, dict]:
+    """Landmarks of a loaded mesh: given ones kept, the others detected.
+
+    Returns
+    -------
+    landmarks : LandmarkSet
+        In the mesh's own coordinates (mm), ``meta`` filled for every landmark of the surface.
+    record : dict
+        Pose record and timing.
+    """
+    from .detect import detect_landmarks
+
+    settings = settings or PoseSettings()
+    t0 = time.perf_counter()
+    coarse, pose_record = coarse_pose(mesh, mesh_path, surface, settings)
+    lms = detect_landmarks(mesh, surface, coarse, given=given)
+    return lms, {"pose": pose_record, "seconds": round(time.perf_counter() - t0, 3)}
+
+
+def summary(lms: LandmarkSet) -> str:
+    """'5 given, 12 detected, 3 missing' style counts from the meta."""
+    counts: dict[str, int] = {}
+    for m in lms.meta.values():
+        counts[m.get("source", "?")] = counts.get(m.get("source", "?"), 0) + 1
+    return ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))

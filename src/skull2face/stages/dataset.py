@@ -1,0 +1,43 @@
+"""Stage ``dataset build``: real head CTs and real faces -> a training dataset folder.
+
+The work is `skull2face.dataset.build.build_dataset`; this stage supplies the bundled real
+CTs when none are given (format of the folder: ``docs/dataset-format.md``).
+"""
+
+from __future__ import annotations
+
+import os
+
+from .. import samples
+from ..dataset.build import DatasetSettings, build_dataset
+
+
+def build(out_dir: str | os.PathLike, ct_paths: list[str | os.PathLike] | None = None,
+          settings: DatasetSettings | None = None) -> dict:
+    """Build a dataset folder from head CTs.
+
+    Parameters
+    ----------
+    out_dir : path-like
+        A new folder (refused if it already holds a dataset).
+    ct_paths : list of path-like, optional
+        Head CT volumes; None: both bundled real CTs (headsq, cranium_ct0051).
+    settings : DatasetSettings, optional
+
+    Returns
+    -------
+    dict
+        The manifest written to ``manifest.json``.
+    """
+    cts = list(ct_paths or [samples.path("headsq"), samples.path("cranium")])
+    return build_dataset(cts, out_dir, settings or DatasetSettings())
+
+
+def echo(manifest: dict) -> str:
+    """What ``skull2face dataset build`` prints: samples per kind and split."""
+    counts: dict[str, int] = {}
+    for s in manifest["samples"]:
+        key = f"{s['kind']} ({s['split']})"
+        counts[key] = counts.get(key, 0) + 1
+    lines = [f"{v:6d}  {k}" for k, v in sorted(counts.items())]
+    return "\n".join(lines + [f"wrote {len(manifest['samples'])} samples, manifest.json, dataset.json and report/"])
