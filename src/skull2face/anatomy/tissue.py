@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..errors import InputError
+from ..errors import InputError, finite_number
 from . import names
 
 COLUMNS = ("bone_landmark", "soft_landmark", "side", "mean_mm", "sd_mm", "paper_table1_landmark")
@@ -82,16 +82,6 @@ def _parse_paper_cell(cell: str, path: Path, line: int) -> tuple[tuple[str, ...]
     return landmarks, note or None
 
 
-def _number(text: str, column: str, path: Path, line: int) -> float:
-    try:
-        value = float(text)
-    except (TypeError, ValueError):
-        raise InputError(path, f"line {line}: {column} is {text!r}, not a number") from None
-    if not math.isfinite(value):
-        raise InputError(path, f"line {line}: {column} is {text!r}, not a finite number")
-    return value
-
-
 def load_table(path: str | os.PathLike | None = None) -> list[Thickness]:
     """Read a thickness table (by default the bundled Hona & Stephan 2024 one).
 
@@ -143,8 +133,8 @@ def load_table(path: str | os.PathLike | None = None) -> list[Thickness]:
             raise InputError(path, f"line {line}: bone_landmark and soft_landmark must be given")
         if side not in _SIDES:
             raise InputError(path, f"line {line}: side is {side!r}, expected one of {', '.join(_SIDES)}")
-        mean = _number(raw["mean_mm"], "mean_mm", path, line)
-        sd = _number(raw["sd_mm"], "sd_mm", path, line)
+        mean = finite_number(raw["mean_mm"], path, f"line {line}: mean_mm")
+        sd = finite_number(raw["sd_mm"], path, f"line {line}: sd_mm")
         if mean <= 0 or sd < 0:
             raise InputError(path, f"line {line}: thickness must be positive and its SD non-negative "
                                    f"(got mean {mean} mm, SD {sd} mm)")

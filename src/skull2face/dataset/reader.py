@@ -52,7 +52,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, finite_number
 from ..geometry.depthmap import RenderSpec, load_depthmap, normalise
 
 FORMAT = "skull2face-dataset"
@@ -147,18 +147,11 @@ class Manifest:
         raise KeyError(sample_id)
 
 
+_FORMAT_HINT = " (see docs/dataset-format.md)"
+
+
 def _bad(path: Path, problem: str) -> InputError:
-    return InputError(path, f"{problem} (see docs/dataset-format.md)")
-
-
-def _as_float(value: Any, path: Path, what: str) -> float:
-    try:
-        out = float(value)
-    except (TypeError, ValueError):
-        raise _bad(path, f"{what} must be a number, got {value!r}") from None
-    if not math.isfinite(out):
-        raise _bad(path, f"{what} must be finite, got {value!r}")
-    return out
+    return InputError(path, f"{problem}{_FORMAT_HINT}")
 
 
 def load_manifest(dataset_dir: str | os.PathLike) -> Manifest:
@@ -203,9 +196,9 @@ def load_manifest(dataset_dir: str | os.PathLike) -> Manifest:
     if (not isinstance(size, list) or len(size) != 2
             or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
         raise _bad(path, f"size must be [H, W] with positive integers, got {size!r}")
-    mm_per_px = _as_float(raw.get("mm_per_px"), path, "mm_per_px")
-    z_near = _as_float(raw.get("z_near"), path, "z_near")
-    z_far = _as_float(raw.get("z_far"), path, "z_far")
+    mm_per_px = finite_number(raw.get("mm_per_px"), path, "mm_per_px", _FORMAT_HINT)
+    z_near = finite_number(raw.get("z_near"), path, "z_near", _FORMAT_HINT)
+    z_far = finite_number(raw.get("z_far"), path, "z_far", _FORMAT_HINT)
     if mm_per_px <= 0 or z_near >= z_far:
         raise _bad(path, f"need mm_per_px > 0 and z_near < z_far, got {mm_per_px}, {z_near}, {z_far}")
     heads = raw.get("heads", {})
