@@ -1,4 +1,5 @@
-"""Synthetic pairs (skull2face.geometry.warp): shape warps and soft-tissue rescaling.
+"""Synthetic pairs: shape warps (geometry.tps), soft-tissue rescaling (dataset.tissue_rescale)
+and their combination (dataset.synthetic).
 
 Known answers: a zero warp is the identity, a thin-plate spline interpolates its control
 points and reproduces affine maps, uniform factors on concentric spheres give known radii,
@@ -15,7 +16,9 @@ from scipy.interpolate import RBFInterpolator
 
 from skull2face.anatomy import names
 from skull2face.anatomy.tissue import thickness_for
-from skull2face.geometry import warp as W
+from skull2face.dataset import synthetic as S
+from skull2face.dataset import tissue_rescale as TR
+from skull2face.geometry import tps
 from skull2face.geometry.frame import apply as frame_apply
 
 # ---- synthetic concentric-sphere head (head frame: +x left, +y up, +z anterior) -----------
@@ -54,7 +57,7 @@ def thick_spheres():
     # 20 mm of "tissue" everywhere, so every drawn target (up to ~30 mm at gonion) is
     # reachable without the thickness floor or the factor clip getting in the way.
     bone, skin, sk, sf = _sphere_head(60.0, 80.0, bone_subdiv=4, skin_subdiv=5)
-    return bone, skin, sk, sf, W.TissueField(bone, skin)
+    return bone, skin, sk, sf, TR.TissueField(bone, skin)
 
 
 # ---- a real CT head with landmarks placed by hand -----------------------------------------
@@ -86,7 +89,7 @@ def headsq(real_ct_surfaces):
         origin = [xm + sign * 150.0, -120.0, -60.0]
         skull_lms[f"Zy_{side}"] = _first_hit(skull, origin, [-sign, 0, 0])
         skin_lms[f"zy'_{side}"] = _first_hit(skin, origin, [-sign, 0, 0])
-    return skull, skin, skull_lms, skin_lms, W.TissueField(skull, skin)
+    return skull, skin, skull_lms, skin_lms, TR.TissueField(skull, skin)
 
 
 def _head_grid(meshes, n=12):
@@ -107,7 +110,7 @@ def _control_points(rng, m=30):
 def test_zero_amplitude_is_exactly_identity():
     rng = np.random.default_rng(1)
     ctrl = _control_points(rng)
-    warp = W.random_shape_warp(ctrl, rng, amplitude=0.0)
+    warp = tps.random_shape_warp(ctrl, rng, amplitude=0.0)
     pts = rng.normal(scale=80, size=(500, 3))
     assert warp.is_identity
     assert np.array_equal(warp.apply(pts), pts)
@@ -118,7 +121,7 @@ def test_warp_reproduces_its_control_displacements():
     rng = np.random.default_rng(2)
     ctrl = _control_points(rng)
     disp = rng.normal(scale=3.0, size=ctrl.shape)
-    warp = W.Warp(ctrl, disp)
+    warp = tps.Warp(ctrl, disp)
     assert np.abs(warp.apply(ctrl) - (ctrl + disp)).max() < 1e-6
 
 
@@ -128,7 +131,7 @@ def test_warp_is_scipys_thin_plate_spline():
     disp = rng.normal(scale=3.0, size=ctrl.shape)
     pts = rng.uniform(-120, 120, size=(2000, 3)) + [200.0, -150.0, 40.0]
     ref = RBFInterpolator(ctrl, disp, kernel="thin_plate_spline", degree=1)(pts)
-    assert np.abs(W.Warp(ctrl, disp).displacement(pts) - ref).max() < 1e-6
+    assert np.abs(tps.Warp(ctrl, disp).displacement(pts) - ref).max() < 1e-6
 
 
 def test_warp_reproduces_affine_maps_everywhere():
@@ -136,7 +139,7 @@ def test_warp_reproduces_affine_maps_everywhere():
     ctrl = _control_points(rng)
     a = np.eye(3) + rng.normal(scale=0.05, size=(3, 3))
     t = np.array([1.0, -2.0, 0.5])
-    warp = W.Warp(ctrl, ctrl @ a.T + t - ctrl)
+    warp = tps.Warp(ctrl, ctrl @ a.T + t - ctrl)
     pts = rng.uniform(-150, 150, size=(1000, 3))
     assert np.abs(warp.apply(pts) - (pts @ a.T + t)).max() < 1e-8
     assert np.abs(warp.jacobian(pts) - a).max() < 1e-9
@@ -145,7 +148,7 @@ def test_warp_reproduces_affine_maps_everywhere():
 def test_jacobian_matches_finite_differences():
     rng = np.random.default_rng(5)
     ctrl = _control_points(rng)
-    warp = W.Warp(ctrl, rng.normal(scale=4.0, size=ctrl.shape))
+    warp = tps.Warp(ctrl, rng.normal(scale=4.0, size=ctrl.shape))
     pts = np.vstack([rng.uniform(-100, 100, size=(50, 3)), ctrl[:3]])  # incl. control points
     h = 1e-4
     fd = np.stack([(warp.apply(pts + h * e) - warp.apply(pts - h * e)) / (2 * h)
@@ -155,8 +158,8 @@ def test_jacobian_matches_finite_differences():
 
 def test_warp_json_round_trip_is_exact():
     rng = np.random.default_rng(6)
-    warp = W.random_shape_warp(_control_points(rng), rng)
-    again = W.Warp.from_json(json.loads(json.dumps(warp.to_json())))
+    warp = tps.random_shape_warp(_control_points(rng), rng)
+    again = tps.Warp.from_json(json.loads(json.dumps(warp.to_json())))
     pts = rng.normal(scale=80, size=(100, 3))
     assert np.array_equal(again.apply(pts), warp.apply(pts))
     assert again.info == warp.info
@@ -164,23 +167,23 @@ def test_warp_json_round_trip_is_exact():
 
 def test_warp_rejects_degenerate_control_points():
     with pytest.raises(ValueError, match="coplanar"):
-        W.Warp([[0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0], [2, 3, 0]], np.ones((5, 3)))
+        tps.Warp([[0, 0, 0], [1, 0, 0], [0, 1, 0], [1, 1, 0], [2, 3, 0]], np.ones((5, 3)))
     with pytest.raises(ValueError, match="coincide"):
-        W.Warp([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [0, 0, 1]], np.ones((5, 3)))
+        tps.Warp([[0, 0, 0], [1, 0, 0], [0, 1, 0], [0, 0, 1], [0, 0, 1]], np.ones((5, 3)))
     with pytest.raises(ValueError, match="amplitude"):
-        W.random_shape_warp(np.eye(4), np.random.default_rng(0), amplitude=-1.0)
+        tps.random_shape_warp(np.eye(4), np.random.default_rng(0), amplitude=-1.0)
 
 
 def test_warp_never_folds_over_a_real_head(headsq):
     """Jacobian determinant > 0 on a grid over the whole head, 50 draws at amplitude 1."""
     skull, skin, skull_lms, _, _ = headsq
     lms = np.array(list(skull_lms.values()))
-    ctrl = np.vstack([lms, W.anchor_points(np.vstack([skull.vertices, skin.vertices]), seeds=lms)])
+    ctrl = np.vstack([lms, tps.anchor_points(np.vstack([skull.vertices, skin.vertices]), seeds=lms)])
     grid = _head_grid([skull, skin])
     rng = np.random.default_rng(7)
     dets, largest = [], []
     for _ in range(50):
-        warp = W.random_shape_warp(ctrl, rng, 1.0)
+        warp = tps.random_shape_warp(ctrl, rng, 1.0)
         dets.append(np.linalg.det(warp.jacobian(grid)).min())
         largest.append(np.linalg.norm(warp.displacement(grid), axis=1).max())
     assert min(dets) > 0.5  # far from folding, not just positive
@@ -202,13 +205,13 @@ def test_warp_size_matches_craniofacial_sds():
     u = rng.normal(size=(4000, 3))
     u /= np.linalg.norm(u, axis=1, keepdims=True)
     surface = u * [78.0, 110.0, 100.0] + [0.0, -30.0, -80.0]
-    ctrl = np.vstack([lms, W.anchor_points(surface, seeds=lms)])
+    ctrl = np.vstack([lms, tps.anchor_points(surface, seeds=lms)])
     dims = {"breadth": ("eu_L", "eu_R"), "length": ("g", "op"), "face height": ("n", "gn"),
             "nose height": ("n", "sn")}
     idx = {k: i for i, k in enumerate(pts)}
     values = {k: [] for k in dims}
     for _ in range(400):
-        moved = W.random_shape_warp(ctrl, rng, 1.0).apply(lms)
+        moved = tps.random_shape_warp(ctrl, rng, 1.0).apply(lms)
         for k, (a, b) in dims.items():
             values[k].append(np.linalg.norm(moved[idx[a]] - moved[idx[b]]))
     sd = {k: float(np.std(v)) for k, v in values.items()}
@@ -224,18 +227,18 @@ def test_warp_size_matches_craniofacial_sds():
 
 def test_unit_factors_return_the_skin_exactly(spheres, headsq):
     for bone, skin, skull_lms, *_ in (spheres, headsq):
-        field = W.TissueField(bone, skin)
+        field = TR.TissueField(bone, skin)
         ones = {k: (p, 1.0) for k, p in skull_lms.items()}
-        out = W.rescale_tissue(bone, skin, ones, build=1.0, field=field)
+        out = TR.rescale_tissue(bone, skin, ones, build=1.0, field=field)
         assert np.array_equal(out.vertices, skin.vertices)
         assert np.array_equal(out.faces, skin.faces)
-        assert np.array_equal(W.rescale_tissue(bone, skin, {}).vertices, skin.vertices)
+        assert np.array_equal(TR.rescale_tissue(bone, skin, {}).vertices, skin.vertices)
 
 
 def test_uniform_factor_scales_sphere_thickness_exactly(spheres):
     """Bone r=70, skin r=80: factor 1.2 -> skin at r=82, bone distance x1.2 exactly."""
     bone, skin, *_ = spheres
-    exact = W.TissueField(bone, skin, smooth_mm=0.0)
+    exact = TR.TissueField(bone, skin, smooth_mm=0.0)
     # A landmark factor of 1.2 everywhere (on every skin vertex's foot point) ...
     feet = {str(i): (c, 1.2) for i, c in enumerate(exact.closest)}
     new = exact.rescale(feet)
@@ -243,17 +246,17 @@ def test_uniform_factor_scales_sphere_thickness_exactly(spheres):
     assert np.abs(radius - 82.0).max() < 1e-9
     assert np.abs(exact.bone_distance(new) / exact.thickness - 1.2).max() < 1e-9
     # ... and the same through a global build factor.
-    via_build = W.rescale_tissue(bone, skin, {}, build=1.2, field=exact).vertices
+    via_build = TR.rescale_tissue(bone, skin, {}, build=1.2, field=exact).vertices
     assert np.abs(np.linalg.norm(via_build, axis=1) - 82.0).max() < 1e-9
     # Default 10 mm smoothing of the thickness vectors shortens them on a curved surface by
     # ~(10/80)^2 / 2: the 2 mm growth falls short by < 0.05 mm.
-    smooth = W.TissueField(bone, skin).rescale({}, build=1.2)
+    smooth = TR.TissueField(bone, skin).rescale({}, build=1.2)
     assert np.abs(np.linalg.norm(smooth, axis=1) - 82.0).max() < 0.05
 
 
 def test_thickness_floor_on_spheres(spheres):
     bone, skin, *_ = spheres
-    exact = W.TissueField(bone, skin, smooth_mm=0.0)
+    exact = TR.TissueField(bone, skin, smooth_mm=0.0)
     # Factor 0.1 (clip lowered so that it reaches the field): 1 mm floor, not 1 mm * 0.1.
     new = exact.rescale({}, build=0.1, clip=(0.01, 2.0))
     assert np.abs(exact.bone_distance(new) - 1.0).max() < 1e-9
@@ -268,7 +271,7 @@ def test_skin_never_reaches_bone_on_a_real_head(headsq, factor):
     # Different factors at different landmarks, extreme ones included.
     factors = {k: (p, factor if i % 2 else 1.0 / factor) for i, (k, p) in enumerate(skull_lms.items())}
     new = field.rescale(factors, build=1.0, clip=(0.05, 5.0))
-    floor = np.minimum(W.MIN_THICKNESS_MM, field.thickness)
+    floor = np.minimum(TR.MIN_THICKNESS_MM, field.thickness)
     assert np.all(field.bone_distance(new) >= floor - 1e-9)
 
 
@@ -285,9 +288,9 @@ def test_rescale_changes_thickness_by_the_factor_on_a_real_head(headsq):
 
 def test_factor_field_is_interpolating_and_bounded(spheres):
     bone, skin, skull_lms, _ = spheres
-    field = W.TissueField(bone, skin)
+    field = TR.TissueField(bone, skin)
     factors = {"G": (skull_lms["G"], 0.7), "Pog": (skull_lms["Pog"], 1.6), "Zy_L": (skull_lms["Zy_L"], 1.1)}
-    at_nodes = W._idw_factors(np.array([p for p, _ in factors.values()]),
+    at_nodes = TR._idw_factors(np.array([p for p, _ in factors.values()]),
                               np.array([p for p, _ in factors.values()]),
                               np.array([f for _, f in factors.values()]))
     assert np.allclose(at_nodes, [0.7, 1.6, 1.1], rtol=0, atol=1e-12)
@@ -295,25 +298,25 @@ def test_factor_field_is_interpolating_and_bounded(spheres):
     assert f.min() >= 0.7 - 1e-12 and f.max() <= 1.6 + 1e-12
     assert np.allclose(field.factors(factors, build=2.0, clip=(0.5, 2.0)).max(), 2.0)
     # Far from every landmark the factor returns to 1 (the table says nothing there) ...
-    far = W._idw_factors(np.array([[0.0, 0.0, -400.0]]), np.array([p for p, _ in factors.values()]),
+    far = TR._idw_factors(np.array([[0.0, 0.0, -400.0]]), np.array([p for p, _ in factors.values()]),
                          np.array([f for _, f in factors.values()]))
     assert abs(far[0] - 1.0) < 0.01
     # ... and a wild landmark factor is clipped before it is spread around.
     wild = {"G": (skull_lms["G"], 50.0), "Pog": (skull_lms["Pog"], 1.0)}
-    assert field.factors(wild).max() <= W.FACTOR_CLIP[1]
+    assert field.factors(wild).max() <= TR.FACTOR_CLIP[1]
     assert np.median(field.factors(wild)) < 1.5
 
 
 def test_build_none_draws_a_build_in_range(spheres):
     bone, skin, *_ = spheres
-    field = W.TissueField(bone, skin, smooth_mm=0.0)
-    radii = [np.linalg.norm(W.rescale_tissue(bone, skin, {}, build=None, field=field,
+    field = TR.TissueField(bone, skin, smooth_mm=0.0)
+    radii = [np.linalg.norm(TR.rescale_tissue(bone, skin, {}, build=None, field=field,
                                              rng=np.random.default_rng(s)).vertices[0]) for s in range(40)]
     builds = (np.array(radii) - 70.0) / 10.0
-    assert builds.min() >= W.BUILD_RANGE[0] - 1e-9 and builds.max() <= W.BUILD_RANGE[1] + 1e-9
+    assert builds.min() >= TR.BUILD_RANGE[0] - 1e-9 and builds.max() <= TR.BUILD_RANGE[1] + 1e-9
     assert builds.std() > 0.03
     with pytest.raises(ValueError, match="rng"):
-        W.rescale_tissue(bone, skin, {}, build=None, field=field)
+        TR.rescale_tissue(bone, skin, {}, build=None, field=field)
 
 
 # ============================================================================================
@@ -323,35 +326,35 @@ def test_build_none_draws_a_build_in_range(spheres):
 def test_draw_thickness_marginals_and_correlations():
     rng = np.random.default_rng(9)
     sites = ["G", "N", "Zy_L", "Zy_R", "Go_L", "Pog"]
-    draws = [W.draw_thickness(sites, rng) for _ in range(4000)]
+    draws = [S.draw_thickness(sites, rng) for _ in range(4000)]
     z = {k: np.array([d["sites"][k]["z"] for d in draws]) for k in sites}
     for k in sites:
         assert abs(z[k].mean()) < 0.06 and abs(z[k].std() - 1.0) < 0.05
     # Shared body build: corr = BUILD_SHARE between different sites;
     # the two sides of one site: BUILD_SHARE + (1 - BUILD_SHARE)(1 - ASYMMETRY_SHARE) ... times
     # sqrt(1 - a) for each side -> (1 - a) * 1 for the site part: corr = 1 - ASYMMETRY_SHARE.
-    assert abs(np.corrcoef(z["G"], z["Pog"])[0, 1] - W.BUILD_SHARE) < 0.05
+    assert abs(np.corrcoef(z["G"], z["Pog"])[0, 1] - S.BUILD_SHARE) < 0.05
     side_corr = np.corrcoef(z["Zy_L"], z["Zy_R"])[0, 1]
-    assert abs(side_corr - (1.0 - W.ASYMMETRY_SHARE)) < 0.03
+    assert abs(side_corr - (1.0 - S.ASYMMETRY_SHARE)) < 0.03
     g = np.array([d["sites"]["G"]["target_mm"] for d in draws])
     row = thickness_for("G")
     assert abs(g.mean() - row.mean_mm) < 0.05 and abs(g.std() - row.sd_mm) < 0.05
     go = np.array([d["sites"]["Go_L"]["target_mm"] for d in draws])
-    assert go.min() >= W.MIN_THICKNESS_MM  # truncated at the floor (12.5 +- 6 mm reaches 1 mm)
+    assert go.min() >= TR.MIN_THICKNESS_MM  # truncated at the floor (12.5 +- 6 mm reaches 1 mm)
 
 
 def test_tissue_factors_on_spheres(spheres):
     bone, skin, skull_lms, skin_lms = spheres
-    out = W.tissue_factors(skull_lms, skin_lms, np.random.default_rng(10))
+    out = S.tissue_factors(skull_lms, skin_lms, np.random.default_rng(10))
     # Only landmarks with a skin twin (no field given); dacryon is excluded.
     assert set(out) == {k for k in skull_lms if k in names.BONE_TO_SKIN}
-    draw = W.draw_thickness(out, np.random.default_rng(10))
+    draw = S.draw_thickness(out, np.random.default_rng(10))
     for k, (point, factor) in out.items():
         assert np.array_equal(point, skull_lms[k])
         assert factor * 10.0 == pytest.approx(draw["sites"][k]["target_mm"], rel=1e-9)
     # With the field, landmarks without a twin (Pr, Fmt) get the skin point over them.
-    field = W.TissueField(bone, skin, smooth_mm=0.0)
-    with_field = W.tissue_factors(skull_lms, skin_lms, np.random.default_rng(10), field=field)
+    field = TR.TissueField(bone, skin, smooth_mm=0.0)
+    with_field = S.tissue_factors(skull_lms, skin_lms, np.random.default_rng(10), field=field)
     assert {"Pr", "Fmt_L", "Fmt_R"} <= set(with_field) and "Da_L" not in with_field
 
 
@@ -361,7 +364,7 @@ def test_tissue_factors_on_spheres(spheres):
 
 def test_sample_pair_identity_is_exact(spheres, headsq):
     for bone, skin, skull_lms, skin_lms, *_ in (spheres, headsq):
-        out = W.sample_pair(bone, skin, skull_lms, skin_lms, np.random.default_rng(11),
+        out = S.sample_pair(bone, skin, skull_lms, skin_lms, np.random.default_rng(11),
                             shape_amplitude=0.0, tissue=False)
         skull2, skin2, lms_b, lms_s, params = out
         assert np.array_equal(skull2.vertices, bone.vertices)
@@ -374,12 +377,12 @@ def test_sample_pair_identity_is_exact(spheres, headsq):
 
 def test_sample_pair_with_unit_tissue_is_exact(spheres):
     bone, skin, skull_lms, skin_lms = spheres
-    _, _, _, _, params = W.sample_pair(bone, skin, skull_lms, skin_lms, np.random.default_rng(12),
+    _, _, _, _, params = S.sample_pair(bone, skin, skull_lms, skin_lms, np.random.default_rng(12),
                                        shape_amplitude=0.0)
     for site in params["tissue"]["sites"].values():
         site["factor"] = 1.0
     params["tissue"]["build"] = 1.0
-    _, skin2, _, lms_s, _ = W.replay_pair(bone, skin, skull_lms, skin_lms, params)
+    _, skin2, _, lms_s, _ = S.replay_pair(bone, skin, skull_lms, skin_lms, params)
     assert np.array_equal(skin2.vertices, skin.vertices)
     assert all(np.array_equal(lms_s[k], skin_lms[k]) for k in skin_lms)
 
@@ -387,15 +390,15 @@ def test_sample_pair_with_unit_tissue_is_exact(spheres):
 def test_sample_pair_is_reproducible_from_params(headsq):
     skull, skin, skull_lms, skin_lms, field = headsq
     rng = np.random.default_rng(13)
-    skull2, skin2, _, lms_s, params = W.sample_pair(skull, skin, skull_lms, skin_lms, rng,
+    skull2, skin2, _, lms_s, params = S.sample_pair(skull, skin, skull_lms, skin_lms, rng,
                                                     shape_amplitude=1.0, field=field)
     params = json.loads(json.dumps(params))  # must be JSON-serialisable
-    again = W.replay_pair(skull, skin, skull_lms, skin_lms, params, field=field)
+    again = S.replay_pair(skull, skin, skull_lms, skin_lms, params, field=field)
     assert np.array_equal(again[0].vertices, skull2.vertices)
     assert np.array_equal(again[1].vertices, skin2.vertices)
     assert all(np.array_equal(again[3][k], lms_s[k]) for k in lms_s)
     # ...and from the seed
-    same = W.sample_pair(skull, skin, skull_lms, skin_lms, np.random.default_rng(13),
+    same = S.sample_pair(skull, skin, skull_lms, skin_lms, np.random.default_rng(13),
                          shape_amplitude=1.0, field=field)
     assert np.array_equal(same[1].vertices, skin2.vertices)
     # the sample really changed, by a plausible amount
@@ -405,16 +408,16 @@ def test_sample_pair_is_reproducible_from_params(headsq):
 
 def test_sample_pair_keeps_landmarks_on_their_surfaces(headsq):
     skull, skin, skull_lms, skin_lms, field = headsq
-    skull2, skin2, lms_b, lms_s, params = W.sample_pair(
+    skull2, skin2, lms_b, lms_s, params = S.sample_pair(
         skull, skin, skull_lms, skin_lms, np.random.default_rng(14), shape_amplitude=1.0, field=field)
-    f2 = W.TissueField(skull2, skin2, smooth_mm=0.0)
+    f2 = TR.TissueField(skull2, skin2, smooth_mm=0.0)
     bone_pts = np.array([lms_b[k] for k in skull_lms])
     skin_pts = np.array([lms_s[k] for k in skin_lms])
     assert f2.bone_distance(bone_pts).max() < 0.05
     assert f2.locate(skin_pts).distance.max() < 0.05
     # the skin pairs reached their drawn thickness
     for k, site in params["tissue"]["sites"].items():
-        if site["factor"] > W.FACTOR_CLIP[0] and site["factor"] < W.FACTOR_CLIP[1]:
+        if site["factor"] > TR.FACTOR_CLIP[0] and site["factor"] < TR.FACTOR_CLIP[1]:
             assert site["achieved_mm"] == pytest.approx(site["target_mm"], abs=0.3), k
 
 
@@ -431,7 +434,7 @@ def test_population_matches_published_thickness(thick_spheres):
     achieved, targets = {}, {}
     n = 300
     for _ in range(n):
-        *_, params = W.sample_pair(bone, skin, skull_lms, skin_lms, rng, shape_amplitude=1.0,
+        *_, params = S.sample_pair(bone, skin, skull_lms, skin_lms, rng, shape_amplitude=1.0,
                                    field=field, clip=(0.01, 10.0), n_anchors=12)
         for k, site in params["tissue"]["sites"].items():
             achieved.setdefault(k, []).append(site["achieved_mm"])
@@ -456,7 +459,7 @@ def test_sample_pair_speed_is_numpy_only(thick_spheres):
     rng = np.random.default_rng(16)
     start = time.perf_counter()
     for _ in range(10):
-        W.sample_pair(bone, skin, skull_lms, skin_lms, rng, field=field)
+        S.sample_pair(bone, skin, skull_lms, skin_lms, rng, field=field)
     assert (time.perf_counter() - start) / 10 < 0.25
 
 
@@ -471,7 +474,7 @@ def test_sample_pair_warp_axes_follow_the_head_frame(spheres):
 
     b2 = trimesh.Trimesh(rot(bone.vertices), bone.faces, process=False)
     s2 = trimesh.Trimesh(rot(skin.vertices), skin.faces, process=False)
-    a = W.sample_pair(bone, skin, skull_lms, skin_lms, np.random.default_rng(17), tissue=False)
-    b = W.sample_pair(b2, s2, {k: rot(v) for k, v in skull_lms.items()},
+    a = S.sample_pair(bone, skin, skull_lms, skin_lms, np.random.default_rng(17), tissue=False)
+    b = S.sample_pair(b2, s2, {k: rot(v) for k, v in skull_lms.items()},
                       {k: rot(v) for k, v in skin_lms.items()}, np.random.default_rng(17), tissue=False)
     assert np.allclose(rot(a[0].vertices), b[0].vertices, atol=1e-6)

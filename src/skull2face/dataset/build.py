@@ -187,7 +187,7 @@ def _init_worker(cache_path: str, out_dir: str, settings: dict) -> None:
 
 
 def _field(name: str):
-    from ..geometry.warp import TissueField
+    from .tissue_rescale import TissueField
 
     if name not in _WORKER["fields"]:
         h = _WORKER["heads"][name]
@@ -221,7 +221,7 @@ def _write_sample(out: Path, sid: str, spec: RenderSpec, skull=None, skin=None,
 
 def _synthetic(task: tuple) -> dict:
     """One synthetic sample of a real head: 'paired' (warp + tissue) or 'unpaired-skull'."""
-    from ..geometry.warp import sample_pair
+    from .synthetic import sample_pair
 
     kind, name, head_index, index = task
     s = _WORKER["settings"]
