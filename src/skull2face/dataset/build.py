@@ -5,7 +5,7 @@ What a dataset holds (format: ``docs/dataset-format.md``):
 * **real pairs**: each CT gives one paired sample (skull map, face map, landmarks);
 * **synthetic pairs** grown from each real head in 3D before rendering: a smooth shape warp
   of skull and skin together plus a soft-tissue rescale drawn from the published thickness
-  table (`skull2face.geometry.warp`); every sample records its parameters;
+  table (`skull2face.dataset.synthetic`); every sample records its parameters;
 * **unpaired skulls**: further, independent shape warps of the real skulls;
 * **unpaired faces**: the real MRI skins and face scans first, then Surrey Face Model
   samples, placed in the head frame by fitting their landmarks to the mean face landmarks
@@ -78,7 +78,7 @@ class DatasetSettings:
     size, mm_per_px, z_near, z_far
         Render spec shared by every map.
     shape_amplitude : float
-        Shape-warp size in population SDs (see `skull2face.geometry.warp`).
+        Shape-warp size in population SDs (see `skull2face.geometry.tps`).
     target_faces : int
         Source meshes are decimated to about this many triangles before sampling (speed).
     seed, workers : int
