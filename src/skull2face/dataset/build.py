@@ -40,6 +40,7 @@ from .. import __version__
 from ..errors import InputError
 from ..geometry.depthmap import DEFAULT_Z_FAR, DEFAULT_Z_NEAR, HEAD_MAP_CENTRE, RenderSpec, render, save_depthmap
 from ..geometry.frame import apply, head_frame, rigid_fit
+from ..geometry.normals import HEAD_CENTRE, outward_normals_at
 from ..io.atomic import write_json
 from ..io.landmarks import write_landmarks
 from ..anatomy.landmark_set import LandmarkSet
@@ -49,10 +50,6 @@ from ..options import option
 log = logging.getLogger(__name__)
 
 _KIND_CODE = {"paired": 1, "unpaired-skull": 2, "unpaired-face": 3}
-# Brain centre in the skull head frame (origin at nasion): about 80 mm behind and 10 mm below
-# nasion in an adult (glabella-opisthocranion ~190 mm). Bone normals at landmarks are turned
-# to point away from it.
-_HEAD_CENTRE = np.array([0.0, -10.0, -80.0])
 # LA targets are kept only where the bone faces the viewer: the head-frame z component of the
 # outward normal must be at least this (cos 60 degrees).
 MIN_NORMAL_Z = 0.5
@@ -129,21 +126,14 @@ def prepare_head(ct_path: str | os.PathLike, target_faces: int) -> dict:
             "skull_landmarks": skull_lms, "skin_landmarks": skin_lms}
 
 
-def _bone_normals(skull: trimesh.Trimesh, points: np.ndarray, frame: np.ndarray) -> np.ndarray:
-    """Unit outward bone normals (input coordinates) at points on the skull."""
-    import igl
-
-    _, fi, _ = igl.point_mesh_squared_distance(points, np.asarray(skull.vertices), np.asarray(skull.faces))
-    n = skull.face_normals[fi]
-    centre = apply(np.linalg.inv(frame), _HEAD_CENTRE[None])[0]
-    flip = np.einsum("ij,ij->i", n, points - centre) < 0
-    n[flip] *= -1
-    return n
-
-
 def la_targets(skull: trimesh.Trimesh, skull_lms: dict, frame: np.ndarray) -> list:
     """``[name, s_i, s_i + t_i n_i]`` in head-frame mm for every skull landmark with a published
-    thickness (mean of Hona & Stephan 2024; stand-ins as the table names them)."""
+    thickness (mean of Hona & Stephan 2024; stand-ins as the table names them).
+
+    ``n_i`` is the outward bone normal at the landmark by the same rule as the tissue-depth
+    method's (`skull2face.geometry.normals.outward_normals_at` in the head frame, centre
+    `HEAD_CENTRE`), so both put a landmark's published thickness in the same direction.
+    """
     from ..anatomy.tissue import thickness_for
 
     names_, pts = [], []
@@ -154,20 +144,20 @@ def la_targets(skull: trimesh.Trimesh, skull_lms: dict, frame: np.ndarray) -> li
             pts.append(p)
     if not pts:
         return []
-    pts = np.array(pts)
-    normals = _bone_normals(skull, pts, frame)
+    pts_h = apply(frame, np.array(pts))
+    normals = outward_normals_at(pts_h, apply(frame, np.asarray(skull.vertices, dtype=np.float64)),
+                                 skull.faces, HEAD_CENTRE)
     out = []
-    for name, s, n in zip(names_, pts, normals):
+    for name, s_h, n in zip(names_, pts_h, normals):
         try:
             t = thickness_for(name).mean_mm
         except KeyError:
             continue
         # a depth map sees a surface from +z: where the bone faces sideways (zygion, gonion) the
         # map's height at s + t n is another part of the face (cheek edge, nose), not the target
-        if (frame[2, :3] @ n) < MIN_NORMAL_Z:
+        if n[2] < MIN_NORMAL_Z:
             continue
-        s_h = apply(frame, s[None])[0]
-        tgt_h = apply(frame, (s + t * n)[None])[0]
+        tgt_h = s_h + t * n
         out.append([name, s_h.round(4).tolist(), tgt_h.round(4).tolist()])
     return out
 

@@ -1,1 +1,9 @@
-"""Every way to turn a skull into a face, behind one interface (see `registry`)."""
+"""Every way to turn a skull into a face, behind one interface (see `registry`).
+
+``registry``        the one list of methods: names, summaries, `predict_face_map`
+``tissue_depth``    the classic tissue-depth method (thickness sites, interpolation, offset)
+``nose``            its rule-based nose (aperture width, schematic nose)
+``mean_face``       the mean training face
+``nearest_skull``   the face of the nearest training skull
+``references``      training reference maps and resampling onto a target's render spec
+"""

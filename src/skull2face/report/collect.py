@@ -13,8 +13,7 @@ import json
 from pathlib import Path
 
 from ..errors import InputError
-
-ORDER = ("skull2face", "tissue-depth", "mean-face", "nearest-skull")
+from ..methods import registry
 
 
 def _read(path: Path) -> dict:
@@ -64,7 +63,7 @@ def context_from_dirs(dirs: list[str | Path], title: str | None = None, settings
             if (d / "heatmap.png").is_file():
                 m["heatmap"] = str(d / "heatmap.png")
             region = region or rec.get("region")
-    ordered = {k: methods[k] for k in ORDER if k in methods}
+    ordered = {k: methods[k] for k in registry.names() if k in methods}
     ordered.update({k: v for k, v in methods.items() if k not in ordered})
     return {"title": title or f"skull2face report{f': {subject}' if subject else ''}", "subject": subject,
             "input_picture": input_picture, "methods": ordered, "settings": settings or {},

@@ -22,12 +22,11 @@ from pathlib import Path
 
 from .. import samples
 from ..errors import InputError
+from ..methods import registry
 from ..options import cli_fields, option
 from ..report.tables import metrics_table
 
 log = logging.getLogger(__name__)
-
-METHOD_ORDER = ("skull2face", "tissue-depth", "mean-face", "nearest-skull")
 
 
 @dataclass
@@ -97,7 +96,7 @@ def run_demo(out_dir: str | Path = "runs/demo", settings: DemoSettings | None = 
     log.info("3/5 predictions for %s", settings.test_head)
     t = time.perf_counter()
     rows, evals, preds = {}, {}, {}
-    for method in METHOD_ORDER:
+    for method in registry.names():
         ps = PredictSettings(method=method, model=str(model), data=str(out / "dataset"))
         preds[method] = predict(test_ct, out / "predict" / method, ps)
     timings["predict_s"] = time.perf_counter() - t
@@ -105,7 +104,7 @@ def run_demo(out_dir: str | Path = "runs/demo", settings: DemoSettings | None = 
     log.info("4/5 evaluation against the real skin")
     t = time.perf_counter()
     truth = out / "predict" / "skull2face" / "truth_skin.ply"
-    for method in METHOD_ORDER:
+    for method in registry.names():
         ev = evaluate(out / "predict" / method / "face.ply", truth, out / "evaluate" / method,
                       name=f"{method} on {settings.test_head}")
         evals[method] = ev

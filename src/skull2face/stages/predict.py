@@ -3,11 +3,11 @@
 Steps: read the input (a head CT is extracted first and its skin kept as the truth), locate
 the skull landmarks (given ones win), place the head frame, render the skull depth map, turn
 it into a face depth map with the chosen method, and mesh that map back into the input's
-coordinates. Methods:
+coordinates. The methods are those of `skull2face.methods.registry`:
 
 ``skull2face``     the trained generator (a model file from ``skull2face train``; by default
-                   the small model bundled with the package);
-``tissue-depth``   the classic American method automated (`skull2face.methods.baselines`);
+                   the small model bundled with the package), run by `generator_face`;
+``tissue-depth``   the classic American method automated (`skull2face.methods.tissue_depth`);
 ``mean-face``      the mean training face in the head frame;
 ``nearest-skull``  the face of the training pair whose skull is nearest.
 
@@ -38,11 +38,11 @@ from ..io.atomic import write_json
 from ..io.landmarks import read_landmarks, write_landmarks
 from ..io.meshes import MESH_SUFFIXES, load_mesh, save_mesh
 from ..io.volumes import file_sha256, is_volume_path
+from ..methods import registry
 from .landmarks import PoseSettings, locate
 
 log = logging.getLogger(__name__)
 
-METHODS = ("skull2face", "tissue-depth", "mean-face", "nearest-skull")
 BUNDLE_FORMAT = "skull2face-bundle"
 
 
@@ -53,7 +53,7 @@ class PredictSettings:
     Attributes
     ----------
     method : str
-        One of `METHODS`.
+        One of `skull2face.methods.registry.names`.
     model : str or None
         Model file (bundle, exported generator, or run folder) for ``skull2face`` and the
         reference maps of ``mean-face``/``nearest-skull``; None: the bundled default model.
@@ -132,7 +132,7 @@ def make_bundle(run_dir: str | os.PathLike, data_dir: str | os.PathLike, path: s
     from ..dataset.reader import load_manifest
     from ..geometry.depthmap import load_depthmap
     from ..io.atomic import atomic_path
-    from ..methods import baselines
+    from ..methods.mean_face import mean_face
     from .train import export_generator
 
     path = Path(path)
@@ -150,7 +150,7 @@ def make_bundle(run_dir: str | os.PathLike, data_dir: str | os.PathLike, path: s
         return block_mean_mm(dm.height, res).astype(np.float16)
 
     faces = [load_depthmap(man.root / s["files"]["face"]) for s in pairs]
-    mean = baselines.mean_face(faces).height
+    mean = mean_face(faces).height
     # tensors, not numpy arrays: the file must load with torch.load(weights_only=True)
     refs = {"resolution": res, "ids": [s["id"] for s in chosen],
             "skull": torch.from_numpy(np.stack([at_res(load_depthmap(man.root / s["files"]["skull"]))
@@ -230,7 +230,8 @@ def _reference_maps(settings: PredictSettings, refs: dict | None, spec: RenderSp
         return DepthMap(h, np.isfinite(h), spec)
 
     if settings.data:
-        from ..methods.baselines import mean_face, resample_to
+        from ..methods.mean_face import mean_face
+        from ..methods.references import resample_to
         from ..dataset.reader import load_manifest
         from ..geometry.depthmap import load_depthmap
 
@@ -259,11 +260,10 @@ def predict(input_path: str | os.PathLike, out_dir: str | os.PathLike, settings:
     dict
         The record written to ``predict.json`` (paths are relative to ``out_dir``).
     """
-    from ..methods import baselines
-
     settings = settings or PredictSettings()
-    if settings.method not in METHODS:
-        raise InputError(None, f"unknown method {settings.method!r}; use one of {', '.join(METHODS)}")
+    if settings.method not in registry.METHODS:
+        raise InputError(None, f"unknown method {settings.method!r}; use one of {', '.join(registry.names())}")
+    method = registry.METHODS[settings.method]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     timings = {}
@@ -282,11 +282,11 @@ def predict(input_path: str | os.PathLike, out_dir: str | os.PathLike, settings:
         raise InputError(input_path, f"cannot place the head frame from the skull landmarks: {exc}") from None
 
     g, meta, refs = (None, {}, None)
-    if settings.method == "skull2face" or (settings.method in ("mean-face", "nearest-skull") and not settings.data):
+    if method.needs_model or (method.needs_references and not settings.data):
         g, meta, refs = load_model(settings)
     sha = file_sha256(input_path)
-    grid = meta if settings.method == "skull2face" or (refs and not settings.data) else {}
-    if settings.method in ("mean-face", "nearest-skull") and settings.data:
+    grid = meta if method.needs_model or (refs and not settings.data) else {}
+    if method.needs_references and settings.data:
         from ..dataset.reader import load_manifest
 
         man = load_manifest(settings.data)
@@ -303,17 +303,11 @@ def predict(input_path: str | os.PathLike, out_dir: str | os.PathLike, settings:
 
     t = time.perf_counter()
     info: dict = {}
-    if settings.method == "skull2face":
-        face_map = generator_face(g, meta, skull_map)
-    elif settings.method == "tissue-depth":
-        face_map = baselines.tissue_depth_face(skull, lms.points, spec)
-    else:
-        mean, pairs = _reference_maps(settings, refs, spec)
-        if settings.method == "mean-face":
-            face_map = baselines.mean_face_for(spec, mean)
-        else:
-            face_map = baselines.nearest_skull_face(skull_map, pairs)
-            info = dict(getattr(face_map, "info", {}) or {})
+    mean, pairs = _reference_maps(settings, refs, spec) if method.needs_references else (None, None)
+    face_map = registry.predict_face_map(
+        settings.method, spec=spec, skull_map=skull_map, skull_mesh=skull, skull_landmarks=lms.points,
+        train_pairs=pairs, mean_map=mean, info=info,
+        generator=(lambda m: generator_face(g, meta, m)) if method.needs_model else None)
     timings["method_s"] = time.perf_counter() - t
     if not face_map.mask.any():
         raise InputError(input_path, f"method {settings.method} produced an empty face map")
