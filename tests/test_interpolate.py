@@ -1,7 +1,7 @@
 """Scattered-data interpolation (skull2face.geometry.interpolate): known answers.
 
 Pairwise squared distances equal the brute-force ones; Shepard weighting equals its written
-formula (the one in `skull2face.methods.baselines.interpolate_thickness`'s docstring and the
+formula (the one in `skull2face.methods.tissue_depth.interpolate_thickness`'s docstring and the
 one of the tissue rescale's factor field), is exact at the nodes without softening,
 reproduces constants exactly and tends to the background far away.
 """
@@ -30,7 +30,7 @@ def test_pairwise_sq_is_the_brute_force_distance():
 
 
 def test_shepard_equals_the_interpolate_thickness_formula_on_random_data():
-    # The call that reproduces methods.baselines.interpolate_thickness(points, site_points,
+    # The call that reproduces methods.tissue_depth.interpolate_thickness(points, site_points,
     # site_thickness, default_mm, default_distance_mm, softening_mm, power).
     rng = np.random.default_rng(1)
     for power in (1.0, 2.0, 3.0, 2.5):

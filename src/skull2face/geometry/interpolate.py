@@ -10,7 +10,7 @@
     softening length and an optional background value weighted as one more node at a fixed
     distance. The one implementation used by the soft-tissue rescale of the synthetic
     population (`skull2face.dataset.tissue_rescale`) and by the tissue-depth baseline
-    (`skull2face.methods.baselines.interpolate_thickness`).
+    (`skull2face.methods.tissue_depth.interpolate_thickness`).
 
 All coordinates are millimetres. Geometry only: numpy; no torch.
 """

@@ -24,10 +24,12 @@ import numpy as np
 import trimesh
 from scipy import ndimage
 
+from ..anatomy.landmark_set import points_of
 from ..anatomy.tissue import load_table, thickness_for
 from ..geometry.depthmap import DepthMap, RenderSpec, render
 from ..geometry.fill import BRIDGE_RADIUS_MM, PIT_DEPTH_MM, bridge_pits
 from ..geometry.frame import apply
+from ..geometry.interpolate import shepard
 from ..geometry.normals import HEAD_CENTRE, NORMAL_SMOOTHING_ITERATIONS, outward_vertex_normals
 from .nose import NoseRule, add_nose, measure_aperture_width
 from .references import with_info
@@ -48,19 +50,6 @@ SMOOTH_SIGMA_MM = 1.0
 # How far below the jaw line (Go-Gn-Go) the face may reach: the tissue under the mandible's
 # border (~7-8 mm at gnathion, Hona & Stephan 2024) plus a few mm of slack.
 JAW_MARGIN_MM = 12.0
-
-
-def _landmark_points(landmarks: Any) -> dict[str, np.ndarray]:
-    """name -> finite (3,) float64 point, from a dict or a LandmarkSet (``.points``)."""
-    points = getattr(landmarks, "points", landmarks)
-    if points is None:
-        return {}
-    out = {}
-    for name, p in dict(points).items():
-        a = np.asarray(p, dtype=np.float64).reshape(-1)
-        if a.shape == (3,) and np.all(np.isfinite(a)):
-            out[str(name)] = a
-    return out
 
 
 def default_thickness_mm(table=None) -> float:
@@ -100,7 +89,7 @@ def thickness_sites(landmarks: Any, table=None) -> tuple[list[str], np.ndarray, 
         The table's mean thickness for each.
     """
     names, pts, ts = [], [], []
-    for name, p in _landmark_points(landmarks).items():
+    for name, p in points_of(landmarks).items():
         try:
             t = thickness_for(name, table).mean_mm
         except KeyError:
@@ -141,21 +130,8 @@ def interpolate_thickness(points: Any, site_points: Any, site_thickness: Any, de
     -------
     numpy.ndarray, shape (n,), float64, mm
     """
-    p = np.asarray(points, dtype=np.float64).reshape(-1, 3)
-    s = np.asarray(site_points, dtype=np.float64).reshape(-1, 3)
-    t = np.asarray(site_thickness, dtype=np.float64).reshape(-1)
-    e2 = float(softening_mm) ** 2
-    half = 0.5 * float(power)
-    w0 = 1.0 / (float(default_distance_mm) ** 2 + e2) ** half
-    num = np.full(len(p), w0 * float(default_mm))
-    den = np.full(len(p), w0)
-    # One site at a time: (n,) temporaries instead of an (n, m, 3) block, and no BLAS.
-    for si, ti in zip(s, t):
-        d = p - si
-        w = 1.0 / (np.einsum("ij,ij->i", d, d) + e2) ** half
-        num += w * ti
-        den += w
-    return num / den
+    return shepard(points, site_points, site_thickness, power=power, softening_mm=softening_mm,
+                   background=default_mm, background_distance_mm=default_distance_mm)
 
 
 def _smooth_nan(h: np.ndarray, sigma_px: float) -> np.ndarray:
@@ -282,7 +258,7 @@ def tissue_depth_face(skull_mesh: trimesh.Trimesh, skull_landmarks: Any, spec: R
     offset = render(moved, spec)
     if not offset.mask.any():
         raise ValueError("the skull does not fall inside the render spec's image")
-    lms_head = {k: apply(spec.frame, v) for k, v in _landmark_points(skull_landmarks).items()}
+    lms_head = {k: apply(spec.frame, v) for k, v in points_of(skull_landmarks).items()}
     height = offset.height
     cut = below_jaw(spec, lms_head, jaw_margin_mm) if jaw_margin_mm is not None else None
     if cut is not None:
