@@ -1,4 +1,5 @@
-"""Stage ``evaluate``: surface errors with known answers, the face region, and the outputs.
+"""Evaluation (`skull2face.evaluation`, `skull2face.geometry.distances`, `skull2face.geometry.lids`)
+and the stage ``evaluate``: surface errors with known answers, the face region, and the outputs.
 
 Synthetic cases have exact answers (concentric spheres, parallel planes, a dome closed by a
 flat lid); the real-CT case scores the bundled ``headsq`` skin against a copy of itself moved
@@ -15,17 +16,13 @@ import trimesh
 
 from skull2face import samples
 from skull2face.errors import InputError
-from skull2face.stages.evaluate import (
-    SUBREGIONS,
-    evaluate,
-    evaluate_surfaces,
-    face_region,
-    find_lids,
-    read_error_ply,
-    surface_distances,
-    vertex_areas,
-)
+from skull2face.evaluation.metrics import evaluate_surfaces
+from skull2face.evaluation.region import SUBREGIONS, face_region
+from skull2face.geometry.distances import surface_distances, vertex_areas
 from skull2face.geometry.frame import apply
+from skull2face.geometry.lids import LID_SNAP_DEG, find_lids
+from skull2face.io.error_mesh import read_error_ply
+from skull2face.stages.evaluate import evaluate
 from skull2face.io.landmarks import write_landmarks
 from skull2face.anatomy.landmark_set import LandmarkSet
 from skull2face.io.meshes import save_mesh
@@ -178,7 +175,7 @@ def test_figures_are_area_weighted_not_vertex_counted():
 
 def test_the_flat_lid_of_a_cut_half_sphere_is_not_scored():
     dome = _dome(80.0)
-    lids = find_lids(dome)
+    lids = find_lids(dome.vertices, dome.faces)
     assert len(lids) == 1
     assert lids[0].normal @ [0, 0, -1] > 0.9999 and lids[0].offset == pytest.approx(0.0, abs=1e-9)
     assert lids[0].area == pytest.approx(np.pi * 80.0 ** 2, rel=0.01)
@@ -188,12 +185,46 @@ def test_the_flat_lid_of_a_cut_half_sphere_is_not_scored():
     assert not region.mask[on_disc].any()
     assert region.mask[v[:, 2] > 2.0].all()
     # a round surface has no lid
-    assert find_lids(_sphere(80.0)) == []
+    sphere = _sphere(80.0)
+    assert find_lids(sphere.vertices, sphere.faces) == []
 
     # lid against lid would be 0 mm and pull the mean down; without lids it is the 1 mm gap
     r = evaluate_surfaces(_dome(81.0), dome, None)
     for value in _both(r, "mean_mm"):
         assert abs(value - 1.0) < TESSELLATION_TOL_MM
+
+
+def test_a_lid_fitted_a_hair_off_an_axis_snaps_onto_it_only_when_asked():
+    dome = _dome(80.0)
+    v, f = np.asarray(dome.vertices), np.asarray(dome.faces)
+
+    def tilted(deg: float) -> np.ndarray:
+        a = np.radians(deg)
+        rot = np.array([[1.0, 0.0, 0.0], [0.0, np.cos(a), -np.sin(a)], [0.0, np.sin(a), np.cos(a)]])
+        return v @ rot.T
+
+    def true_normal(deg: float) -> np.ndarray:  # the disc's outward normal after the tilt
+        return np.array([0.0, np.sin(np.radians(deg)), -np.cos(np.radians(deg))])
+
+    # 0.05 degrees off -z: the fit finds the tilt; snapping (0.1 degree) puts it exactly on -z
+    fitted = find_lids(tilted(0.05), f)
+    snapped = find_lids(tilted(0.05), f, snap_deg=LID_SNAP_DEG)
+    assert len(fitted) == 1 and len(snapped) == 1
+    assert np.degrees(np.arccos(min(1.0, fitted[0].normal @ true_normal(0.05)))) < 0.01
+    assert np.array_equal(snapped[0].normal, [0.0, 0.0, -1.0])
+    assert snapped[0].offset == pytest.approx(float(np.max(-tilted(0.05)[:, 2])), abs=1e-12)
+    # every disc triangle is on the lid either way; none of the dome's
+    on_disc = np.flatnonzero(np.all(np.abs(v[f][:, :, 2]) < 1e-9, axis=1))
+    for lid in (fitted[0], snapped[0]):
+        assert np.array_equal(np.sort(lid.faces), on_disc)
+    # 1 degree off is a real tilt: never snapped
+    far = find_lids(tilted(1.0), f, snap_deg=LID_SNAP_DEG)
+    assert len(far) == 1 and np.degrees(np.arccos(min(1.0, far[0].normal @ true_normal(1.0)))) < 0.01
+
+
+def test_an_open_flat_patch_is_not_a_lid():
+    patch = _grid(0, 100, 0, 80, 2.0, 0.0)
+    assert find_lids(patch.vertices, patch.faces) == []
 
 
 def test_a_prediction_beyond_the_scan_cut_is_not_scored():

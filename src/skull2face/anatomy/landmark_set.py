@@ -6,8 +6,9 @@ anatomical definitions in `skull2face.anatomy.names`.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 
@@ -130,3 +131,29 @@ class LandmarkSet:
     def to_ras(self) -> dict[str, np.ndarray]:
         """Positions converted to RAS (x and y negated), for tools that want RAS."""
         return {n: p * RAS_FLIP for n, p in self.points.items()}
+
+
+def points_of(landmarks: LandmarkSet | Mapping[str, Any] | None) -> dict[str, np.ndarray]:
+    """The usable points of a landmark set or a plain mapping.
+
+    Parameters
+    ----------
+    landmarks : LandmarkSet, mapping of str to array_like (3,), or None
+        Points in mm; entries that are None, not three numbers or not finite are dropped.
+
+    Returns
+    -------
+    dict of str to numpy.ndarray, shape (3,), float64, mm
+        In the input's order; empty for None.
+    """
+    points = getattr(landmarks, "points", landmarks)
+    if points is None:
+        return {}
+    out = {}
+    for name, p in dict(points).items():
+        if p is None:
+            continue
+        a = np.asarray(p, dtype=np.float64).reshape(-1)
+        if a.shape == (3,) and np.all(np.isfinite(a)):
+            out[str(name)] = a
+    return out

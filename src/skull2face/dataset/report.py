@@ -36,13 +36,8 @@ def thickness_table(draws: list[dict]) -> dict:
 def sample_grid(root: Path, manifest: dict, per_kind: int = 6, seed: int = 0):
     """A figure of random samples: one row per map kind (paired skull, paired face below it,
     unpaired skull, unpaired face), ``per_kind`` columns; real samples come first."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     from ..geometry.depthmap import load_depthmap
-    from ..report.pictures import hillshade
+    from ..report.pictures import hillshade, new_figure
 
     rng = np.random.default_rng(seed)
 
@@ -56,7 +51,8 @@ def sample_grid(root: Path, manifest: dict, per_kind: int = 6, seed: int = 0):
     paired = pick("paired")
     rows = [("paired: skull", paired, "skull"), ("paired: face", paired, "face"),
             ("unpaired skull", pick("unpaired-skull"), "skull"), ("unpaired face", pick("unpaired-face"), "face")]
-    fig, axes = plt.subplots(len(rows), per_kind, figsize=(2.1 * per_kind, 2.4 * len(rows)), squeeze=False)
+    fig = new_figure((2.1 * per_kind, 2.4 * len(rows)))
+    axes = fig.subplots(len(rows), per_kind, squeeze=False)
     for (label, chosen, surface), ax_row in zip(rows, axes):
         ax_row[0].set_ylabel(label)
         for j, ax in enumerate(ax_row):

@@ -1,6 +1,8 @@
 """Shaded pictures of meshes (Embree ray casting) and mesh-on-slice overlays (matplotlib).
 
 Ray casting gives exact, dependency-light pictures on a headless machine: no OpenGL needed.
+Figures are `matplotlib.figure.Figure` objects with an Agg canvas attached (`new_figure`),
+never pyplot's: no global matplotlib state, safe in threads and headless.
 """
 
 from __future__ import annotations
@@ -84,14 +86,21 @@ def shade(meshes: list[trimesh.Trimesh], colors: list[tuple[float, float, float]
     return img.reshape(px, px, 3).astype(np.float32)
 
 
-def save_png(fig, path: str | os.PathLike) -> Path:
-    """Save a matplotlib figure atomically and close it."""
-    import matplotlib.pyplot as plt
+def new_figure(figsize: tuple[float, float]):
+    """A blank `matplotlib.figure.Figure` of ``figsize`` (inches) with an Agg canvas attached."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def save_png(fig, path: str | os.PathLike) -> Path:
+    """Save a matplotlib figure (with a canvas, e.g. from `new_figure`) as PNG, atomically."""
     path = Path(path)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    plt.close(fig)
     return path
 
 
@@ -101,14 +110,10 @@ def extraction_figure(skin: trimesh.Trimesh, skull: trimesh.Trimesh | None, volu
     surfaces' outlines on the mid-axial and mid-sagittal slices of the volume, which shows
     that the meshes sit in the volume's own coordinates.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     skin_c, bone_c = (0.93, 0.75, 0.62), (0.95, 0.93, 0.85)
     n_cols = 4 if volume is not None else 3
-    fig, axes = plt.subplots(1, n_cols + (1 if volume is not None else 0), figsize=(4 * (n_cols + 1), 4.4))
+    fig = new_figure((4 * (n_cols + 1), 4.4))
+    axes = fig.subplots(1, n_cols + (1 if volume is not None else 0))
     axes = np.atleast_1d(axes)
     panels = [("skin, front", [skin], [skin_c], "front"), ("skin, left side", [skin], [skin_c], "left")]
     if skull is not None:
@@ -200,12 +205,8 @@ def depthmap_landmarks_figure(maps: dict, landmarks_head: dict):
         Landmarks in head-frame mm per surface; ``meta[name]["source"]`` colours the marker
         (given: blue, detected: red).
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, len(maps), figsize=(6.2 * len(maps), 6.6))
+    fig = new_figure((6.2 * len(maps), 6.6))
+    axes = fig.subplots(1, len(maps))
     axes = np.atleast_1d(axes)
     for ax, (surface, dm) in zip(axes, maps.items()):
         spec = dm.spec
@@ -250,11 +251,6 @@ def prediction_figure(skull: trimesh.Trimesh, face: trimesh.Trimesh, truth: trim
     ``frame`` (input -> head) orients the views whatever the input's pose; without it the
     meshes are taken to be in LPS.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     views = head_views(frame) if frame is not None else VIEWS
     bone_c, face_c, truth_c = (0.95, 0.93, 0.85), (0.93, 0.75, 0.62), (0.62, 0.78, 0.93)
     panels = [("skull", [skull], [bone_c], "front", None),
@@ -262,7 +258,8 @@ def prediction_figure(skull: trimesh.Trimesh, face: trimesh.Trimesh, truth: trim
               ("predicted face, left side", [skull, face], [bone_c, face_c], "left", [1.0, 0.85])]
     if truth is not None:
         panels.append(("true skin (CT)", [truth], [truth_c], "front", None))
-    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 4.4))
+    fig = new_figure((4 * len(panels), 4.4))
+    axes = fig.subplots(1, len(panels))
     for ax, (name, ms, cs, view, alpha) in zip(np.atleast_1d(axes), panels):
         ax.imshow(shade(ms, cs, *views[view], alpha=alpha))
         ax.set_title(name, fontsize=9)
