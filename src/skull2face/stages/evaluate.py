@@ -49,7 +49,7 @@ log = logging.getLogger(__name__)
 def _detect_truth_landmarks(truth: trimesh.Trimesh, truth_path: Path) -> tuple[LandmarkSet, str]:
     """The truth's face landmarks detected on it, and a note of the coarse pose used."""
     from ..anatomy.detect import detect_landmarks
-    from .landmarks import PoseSettings, coarse_pose
+    from ..anatomy.locate import PoseSettings, coarse_pose
 
     coarse, record = coarse_pose(truth, truth_path, "face", PoseSettings())
     how = ("detected on the truth (coarse pose: LPS axes of the CT it came from)" if record["mode"] == "lps"
@@ -189,3 +189,11 @@ def evaluate(pred_path: str | os.PathLike, truth_path: str | os.PathLike, out_di
     log.info("evaluate %s: truth->prediction RMSE %.2f mm, mean %.2f mm, within 2.5 mm %.0f %%, coverage %.0f %%",
              name, tp["rmse_mm"], tp["mean_mm"], 100 * tp["share_within_2.5mm"], 100 * tp["coverage"])
     return full
+
+
+def echo(record: dict) -> str:
+    """What ``skull2face evaluate`` prints: the metrics row and the files written."""
+    from ..report.tables import metrics_table
+
+    return (f"{metrics_table({'prediction': record['truth_to_prediction']})}\n"
+            f"wrote {', '.join(record['outputs'].values())}")
