@@ -7,6 +7,7 @@ import pytest
 
 from skull2face import samples
 from skull2face.dataset.build import DatasetSettings, build_dataset
+from skull2face.stages.dataset import build
 from skull2face.dataset.reader import load_manifest
 from skull2face.errors import InputError
 from skull2face.geometry.depthmap import load_depthmap
@@ -22,7 +23,7 @@ def small(**kw):
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     out = tmp_path_factory.mktemp("ds") / "a"
-    build_dataset([samples.path("headsq"), samples.path("cranium")], out, small())
+    build(out, [samples.path("headsq"), samples.path("cranium")], small())
     return out
 
 

@@ -344,7 +344,7 @@ def build_dataset(ct_paths: list[str | os.PathLike], out_dir: str | os.PathLike,
     t = time.perf_counter()
     from .report import write_report
 
-    report = write_report(out, manifest, [th for th in thickness if th])
+    report = write_report(out, [th for th in thickness if th])
     timings["report_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
     counts = {}

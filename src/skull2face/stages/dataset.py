@@ -1,12 +1,14 @@
 """Stage ``dataset build``: real head CTs and real faces -> a training dataset folder.
 
 The work is `skull2face.dataset.build.build_dataset`; this stage supplies the bundled real
-CTs when none are given (format of the folder: ``docs/dataset-format.md``).
+CTs when none are given and adds the picture of samples (``report/samples.png``) (format of the folder: ``docs/dataset-format.md``).
 """
 
 from __future__ import annotations
 
+import json
 import os
+from pathlib import Path
 
 from .. import samples
 from ..dataset.build import DatasetSettings, build_dataset
@@ -29,8 +31,16 @@ def build(out_dir: str | os.PathLike, ct_paths: list[str | os.PathLike] | None =
     dict
         The manifest written to ``manifest.json``.
     """
+    from ..io.atomic import write_json
+    from ..report.dataset import write_sample_grid
+
     cts = list(ct_paths or [samples.path("headsq"), samples.path("cranium")])
-    return build_dataset(cts, out_dir, settings or DatasetSettings())
+    manifest = build_dataset(cts, out_dir, settings or DatasetSettings())
+    record_path = Path(out_dir) / "dataset.json"
+    record = json.loads(record_path.read_text(encoding="utf-8"))
+    record["report"]["samples_png"] = write_sample_grid(Path(out_dir), manifest)
+    write_json(record_path, record)
+    return manifest
 
 
 def echo(manifest: dict) -> str:

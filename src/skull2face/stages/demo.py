@@ -56,7 +56,8 @@ def run_demo(out_dir: str | Path = "runs/demo", settings: DemoSettings | None = 
     ``quick``: the sizes of `DemoSettings.quick` (a smoke run), keeping ``settings``'
     command-line options (test head, seed, workers).
     """
-    from ..dataset.build import DatasetSettings, build_dataset, head_name
+    from ..dataset.build import DatasetSettings, head_name
+    from .dataset import build
     from .evaluate import evaluate
     from .predict import PredictSettings, make_bundle, predict
     from ..report.collect import context_from_dirs
@@ -82,7 +83,7 @@ def run_demo(out_dir: str | Path = "runs/demo", settings: DemoSettings | None = 
     ds = DatasetSettings(n_paired=settings.n_paired, n_skulls=settings.n_skulls, n_sfm=settings.n_sfm,
                          test_heads=[settings.test_head], size=settings.size, seed=settings.seed,
                          workers=settings.workers)
-    build_dataset(cts, out / "dataset", ds)
+    build(out / "dataset", cts, ds)
     timings["dataset_s"] = time.perf_counter() - t0
 
     log.info("2/5 training")
