@@ -1,6 +1,6 @@
 """How fast does the skull2face cGAN train at each stage resolution?
 
-Times `skull2face.stages.train.train_step` (one discriminator update and one generator update, the
+Times `skull2face.model.cgan.train_step` (one discriminator update and one generator update, the
 exact step `train` runs) with the default network widths of `TrainSettings`, batch size 8 of
 each kind of sample (8 paired, 8 unpaired skulls, 8 unpaired faces, i.e. 24 samples and 16
 generator passes per step), the face discriminator on and L_A over 10 landmarks. Random maps:
@@ -21,8 +21,8 @@ import time
 
 import torch
 
-from skull2face.model import make_denormalise
-from skull2face.stages.train import TrainSettings, build_nets, train_step
+from skull2face.model import GanConfig, build_nets, make_denormalise, train_step
+from skull2face.stages.train import TrainSettings
 
 
 def random_batch(b: int, res: int, n_lm: int, device: torch.device) -> dict:
@@ -46,7 +46,8 @@ def random_batch(b: int, res: int, n_lm: int, device: torch.device) -> dict:
 def bench(device: torch.device, max_res: int, batch: int, steps: int, warmup: int) -> None:
     settings = TrainSettings(final_res=max_res, batch_size=batch, device=str(device), progress=False,
                              residual=False)  # the step cost is the same; residual needs per-sample base maps
-    nets = build_nets(settings, device)
+    config = GanConfig.from_settings(settings)
+    nets = build_nets(config, device)
     denorm = make_denormalise(-150.0, 50.0, settings.k)
     n_samples = 3 * batch
     print(f"\n{device}: G {sum(p.numel() for p in nets.g_mod.parameters()):,} parameters "
@@ -62,7 +63,7 @@ def bench(device: torch.device, max_res: int, batch: int, steps: int, warmup: in
                 torch.cuda.synchronize(device)
             t = time.perf_counter()
             # alpha < 1 on every stage but the first: the fade-in path is the slower one
-            train_step(nets, b, 0.5 if res > settings.stages()[0][0] else 1.0, settings, denorm)
+            train_step(nets, b, 0.5 if res > settings.stages()[0][0] else 1.0, config, denorm)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             if i >= warmup:

@@ -214,6 +214,45 @@ def test_normalise_round_trip(k):
     np.testing.assert_array_equal(normalise(np.array([[-500.0, 500.0]]), spec, k), [[0.0, 1.0]])
 
 
+def test_codec_is_one_arithmetic_for_numpy_and_torch():
+    """The (de)normalisation and residual decode give the same numbers on numpy and torch.
+
+    Exactly without a power; within 1e-12 with one (numpy's and torch's pow may differ in the
+    last bit).
+    """
+    import torch
+
+    from skull2face.geometry import codec
+
+    rng = np.random.default_rng(0)
+    z = rng.uniform(-200.0, 80.0, size=(3, 7))  # beyond both ends of the depth range too
+    v = codec.normalise(z, -150.0, 50.0, 4.0)
+    np.testing.assert_array_equal(np.where(np.isfinite(z), v, 0).astype(np.float32),
+                                  normalise(z, RenderSpec(z_near=-150.0, z_far=50.0), 4.0))
+    vt = codec.normalise(torch.from_numpy(z), -150.0, 50.0, 4.0)
+    assert isinstance(vt, torch.Tensor) and vt.dtype == torch.float64
+    np.testing.assert_allclose(vt.numpy(), v, rtol=1e-12, atol=0)
+    back = codec.denormalise(v, -150.0, 50.0, 4.0)
+    np.testing.assert_allclose(back, np.clip(z, -150.0, 50.0), atol=1e-9)
+    np.testing.assert_allclose(codec.denormalise(torch.from_numpy(v), -150.0, 50.0, 4.0).numpy(), back,
+                               rtol=1e-12, atol=0)
+    # eps keeps the power's derivative finite at 0
+    t = torch.zeros(2, requires_grad=True)
+    codec.denormalise(t, -150.0, 50.0, 4.0, lo=1e-6).sum().backward()
+    assert torch.isfinite(t.grad).all()
+    # residual decode: base + t_min + o * t_range, clipped in mm; normalised the same way
+    o, base = rng.uniform(0, 1, (2, 5)), rng.uniform(-160.0, 40.0, (2, 5))
+    mm = codec.face_height(o, base, residual=True, z_near=-150.0, z_far=50.0, k=4.0, thickness_min_mm=-20.0,
+                           thickness_range_mm=60.0)
+    np.testing.assert_allclose(mm, np.clip(base - 20.0 + 60.0 * o, -150.0, 50.0), atol=1e-12)
+    mt = codec.face_height(torch.from_numpy(o), torch.from_numpy(base), residual=True, z_near=-150.0, z_far=50.0,
+                           k=4.0, thickness_min_mm=-20.0, thickness_range_mm=60.0)
+    assert np.array_equal(mt.numpy(), mm)
+    np.testing.assert_allclose(codec.residual_face(o, base, 60.0, -150.0, 50.0, 4.0, thickness_min_mm=-20.0),
+                               codec.normalise(mm, -150.0, 50.0, 4.0, lo=1e-6), atol=1e-12)
+    np.testing.assert_array_equal(codec.face_height(v, None, residual=False, z_near=-150.0, z_far=50.0, k=4.0), back)
+
+
 def test_render_spec_json_and_validation():
     spec = RenderSpec(size=(10, 20), mm_per_px=0.5, frame=rigid(1), z_near=-90, z_far=40,
                       source_sha256={"skull": "ab" * 32})

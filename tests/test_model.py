@@ -17,8 +17,8 @@ from skull2face.model import (
     init_weights,
     make_denormalise,
     masked_l1,
-    rescale_px,
 )
+from skull2face.geometry.codec import rescale_px
 
 STAGES = (8, 16, 32, 64, 128, 256, 512)
 

@@ -18,28 +18,22 @@ import numpy as np
 import pytest
 import torch
 
+from skull2face.anatomy.landmark_set import LandmarkSet
 from skull2face.dataset.reader import (
     downsample_arrays,
     downsample_map,
     load_arrays,
     load_manifest,
-    rescale_px_np,
 )
 from skull2face.errors import InputError
+from skull2face.geometry.codec import rescale_px
 from skull2face.geometry.depthmap import DepthMap, RenderSpec, normalise, save_depthmap
 from skull2face.geometry.fill import filled_height
 from skull2face.io.atomic import write_json
 from skull2face.io.landmarks import write_landmarks
-from skull2face.anatomy.landmark_set import LandmarkSet
-from skull2face.model import rescale_px
-from skull2face.stages.train import (
-    TrainSettings,
-    build_parser,
-    export_generator,
-    load_generator,
-    settings_from_args,
-    train,
-)
+from skull2face.stages.train import TrainSettings, train
+from skull2face.training.checkpoints import export_generator, load_generator
+from skull2face.training.meta import ModelMeta
 
 SIZE = 32
 CENTRE = (0.0, -10.0)  # head-frame (x, y) of the map centre, mm
@@ -187,9 +181,9 @@ def test_reader_downsample(dataset):
     small = downsample_arrays(arr, 8)
     assert small["face"].shape[-2:] == (8, 8) and small["mm_per_px"] == MM_PER_PX * 4
     assert load_arrays(dataset, size=16)["skull"].shape[-1] == 16
-    # Positions follow model.losses.rescale_px exactly.
+    # Positions follow geometry.codec.rescale_px exactly (the one the tensors use).
     np.testing.assert_allclose(small["la_px"], rescale_px(torch.from_numpy(arr["la_px"]), SIZE, 8).numpy(), rtol=1e-6)
-    np.testing.assert_allclose(rescale_px_np(np.array([[0.0, 31.0]]), (32, 32), (8, 8)), [[-0.375, 7.375]])
+    np.testing.assert_allclose(rescale_px(np.array([[0.0, 31.0]]), 32, 8), [[-0.375, 7.375]])
     # Majority rule and averaging in linear depth (mm), not in powered values.
     v = np.zeros((2, 1, 2, 2), np.float32)
     v[0, 0] = [[0.0625, 0.0], [1.0, 0.0]]  # u = 0.5 and 1.0 at k = 4
@@ -257,17 +251,20 @@ def test_settings():
     with pytest.raises(ValueError, match="init_thickness_mm"):
         TrainSettings(thickness_min_mm=10.0)
     assert TrainSettings.from_json(s.to_json()) == s
-    args = build_parser().parse_args(["--data", "d", "--out", "o", "--final-res", "64", "--no-staged",
-                                      "--betas", "0.4,0.9", "--stop-after-epochs", "3"])
-    got = settings_from_args(args)
+    from skull2face.cli import COMMANDS, command_parser
+    from skull2face.options import settings_from_args
+
+    cmd = next(c for c in COMMANDS if c.name == "train")
+    args = command_parser(cmd).parse_args(["--data", "d", "--out", "o", "--final-res", "64", "--no-staged",
+                                           "--betas", "0.4,0.9", "--stop-after-epochs", "3"])
+    got = settings_from_args(TrainSettings, args)
     assert (got.final_res, got.staged, got.betas, got.stop_after_epochs) == (64, False, (0.4, 0.9), 3)
 
 
 def test_default_generator_export_is_small():
-    from skull2face.model import UNetGenerator
-    from skull2face.stages.train import generator_kwargs
+    from skull2face.model import GanConfig, UNetGenerator, generator_kwargs
 
-    g = UNetGenerator(**generator_kwargs(TrainSettings()))
+    g = UNetGenerator(**generator_kwargs(GanConfig.from_settings(TrainSettings())))
     assert sum(p.numel() * 4 for p in g.state_dict().values()) < 20e6
 
 
@@ -363,11 +360,13 @@ def test_export_and_load(unbroken, tmp_path):
     assert path.stat().st_size < 20e6
     g, meta = load_generator(path)
     ref, ref_meta = load_generator(out)  # best.pt of the run
-    assert (meta["k"], meta["z_near"], meta["z_far"], meta["resolution"]) == (4.0, Z_NEAR, Z_FAR, 32)
-    assert meta["mm_per_px"] == MM_PER_PX and meta["centre"] == list(CENTRE)
-    assert meta["epoch"] == ref_meta["epoch"] and meta["generator_kwargs"]["max_res"] == 32
-    assert meta["residual"] is True and ref_meta["residual"] is True
-    assert (meta["thickness_range_mm"], meta["fill_radius_mm"]) == (60.0, 15.0)
+    assert isinstance(meta, ModelMeta) and isinstance(ref_meta, ModelMeta)
+    assert (meta.k, meta.z_near, meta.z_far, meta.resolution) == (4.0, Z_NEAR, Z_FAR, 32)
+    assert meta.mm_per_px == MM_PER_PX and meta.centre == CENTRE
+    assert meta.epoch == ref_meta.epoch and meta.generator_kwargs["max_res"] == 32
+    assert meta.residual is True and ref_meta.residual is True
+    assert (meta.thickness_range_mm, meta.fill_radius_mm) == (60.0, 15.0)
+    assert meta["k"] == 4.0 and meta.checkpoint == "best.pt" and ref_meta.torch is None
     x = torch.rand(2, 2, 32, 32)
     a, b = g(x), ref(x)
     assert torch.equal(a.face, b.face) and torch.equal(a.mask_logit, b.mask_logit)
@@ -378,7 +377,7 @@ def test_export_and_load(unbroken, tmp_path):
     for key in ("residual", "thickness_range_mm", "fill_radius_mm"):
         del old["data_meta"][key]
     torch.save(old, tmp_path / "old.pt")
-    assert load_generator(tmp_path / "old.pt")[1]["residual"] is False
+    assert load_generator(tmp_path / "old.pt")[1].residual is False
     legacy = {key: v for key, v in old["settings"].items() if key != "residual"}
     assert TrainSettings.from_json(legacy).residual is False
 
@@ -414,20 +413,76 @@ def test_filled_height():
     np.testing.assert_array_equal(filled_height(h, 2.0, 0.0)[inside], h[inside])
 
 
+def _meta(**kw) -> ModelMeta:
+    """A complete ModelMeta on the test grid; ``kw`` overrides keys."""
+    d = {"k": 4.0, "z_near": Z_NEAR, "z_far": Z_FAR, "resolution": SIZE, "mm_per_px": MM_PER_PX, "centre": CENTRE,
+         "dataset_size": (SIZE, SIZE), "dataset_mm_per_px": MM_PER_PX, "input": "test", "output": "test",
+         "residual": True, "thickness_range_mm": 60.0, "thickness_min_mm": 0.0, "fill_radius_mm": 15.0,
+         "tissue_offset_mm": 0.0, "epoch": 0, "checkpoint": "none", "validation": {}, "settings": {},
+         "torch": None, "generator_kwargs": {}}
+    return ModelMeta.from_dict("test", {**d, **kw})
+
+
+def test_model_meta_refuses_missing_and_unknown_keys(unbroken, tmp_path):
+    out, _ = unbroken
+    path = export_generator(out, tmp_path / "g.pt")
+    good = _state(path)
+    # A meta with a missing key: refused, naming the file and the key (no silent default).
+    for key in ("z_near", "thickness_min_mm"):
+        bad = json.loads(json.dumps(good["meta"]))
+        del bad[key]
+        torch.save({**good, "meta": bad}, tmp_path / f"no-{key}.pt")
+        with pytest.raises(InputError, match=rf"no-{key}\.pt: .*missing {key}"):
+            load_generator(tmp_path / f"no-{key}.pt")
+    # A meta with an unknown key: refused, naming the file and the key.
+    torch.save({**good, "meta": {**good["meta"], "colour": "blue"}}, tmp_path / "unknown.pt")
+    with pytest.raises(InputError, match=r"unknown\.pt: .*unknown colour"):
+        load_generator(tmp_path / "unknown.pt")
+    # The same from a training checkpoint, and for a value of the wrong type.
+    ck = _state(out / "last.pt")
+    ck["data_meta"]["extra"] = 1
+    torch.save(ck, tmp_path / "ck.pt")
+    with pytest.raises(InputError, match=r"ck\.pt: .*unknown extra"):
+        load_generator(tmp_path / "ck.pt")
+    with pytest.raises(InputError, match=r"m\.json: .*resolution"):
+        ModelMeta.from_dict("m.json", {**_meta().to_dict(), "resolution": "big"})
+    with pytest.raises(InputError, match=r"m\.json: .*not a mapping"):
+        ModelMeta.from_dict("m.json", [1, 2])
+    # Round trip and the mapping view.
+    meta = _meta()
+    assert ModelMeta.from_dict("m.json", meta.to_dict()) == meta
+    assert dict(meta)["z_far"] == Z_FAR and meta.get("centre") == CENTRE and len(meta) == len(meta.to_dict())
+
+
+def test_bundled_model_loads_as_it_is():
+    from skull2face.stages.predict import default_model_path
+
+    g, meta = load_generator(default_model_path())
+    assert isinstance(meta, ModelMeta) and meta.checkpoint == "best.pt" and meta.epoch == 14
+    assert (meta.k, meta.z_near, meta.z_far, meta.resolution, meta.mm_per_px) == (4.0, -150.0, 50.0, 128, 2.0)
+    assert meta.centre == (0.0, -40.0) and meta.dataset_size == (256, 256)
+    assert meta.residual is True
+    assert (meta.thickness_range_mm, meta.thickness_min_mm, meta.fill_radius_mm, meta.tissue_offset_mm) == (
+        60.0, -20.0, 15.0, 8.0)
+    assert meta.generator_kwargs["max_res"] == 128 and not g.training
+
+
 def test_untrained_residual_generator_adds_tissue():
     """An untrained residual generator predicts the filled skull + init_thickness_mm, in mm."""
+    from skull2face.geometry.codec import residual_face
+    from skull2face.model import GanConfig, build_nets
     from skull2face.stages.predict import generator_face
-    from skull2face.stages.train import build_nets, residual_face
 
     settings = tiny(init_thickness_mm=8.0, tissue_offset_mm=0.0, thickness_min_mm=0.0)
-    nets = build_nets(settings, torch.device("cpu"))
+    nets = build_nets(GanConfig.from_settings(settings), torch.device("cpu"))
     g = nets.g_mod.eval()
     p = {"a": 60.0, "b": 75.0, "c": 70.0, "z0": -70.0, "dy": 0.0, "nose": 0.0}
     cap = _cap(p, 0.0)
     skull = cap.copy()
     skull[14:17, 10:13] -= 15.0  # a pit (18 mm wide at 6 mm pixels, bridged by the 15 mm disc)
     spec = _spec()
-    meta = {"k": 4.0, "residual": True, "thickness_range_mm": 60.0, "fill_radius_mm": 15.0}
+    meta = _meta(k=4.0, residual=True, thickness_range_mm=60.0, fill_radius_mm=15.0, thickness_min_mm=0.0,
+                 tissue_offset_mm=0.0)
     filled = filled_height(skull, MM_PER_PX, 15.0)
     x = torch.from_numpy(np.stack([normalise(skull, spec, 4.0), np.isfinite(skull).astype(np.float32)])[None])
     with torch.no_grad():
@@ -446,9 +501,9 @@ def test_untrained_residual_generator_adds_tissue():
     mm = Z_NEAR + v.astype(np.float64) ** 0.25 * (Z_FAR - Z_NEAR)
     np.testing.assert_allclose(mm, filled + thickness, atol=1e-2)
     # Base offset along the normal, thickness allowed below it: the untrained output is the base.
-    g2 = build_nets(tiny(tissue_offset_mm=8.0, thickness_min_mm=-20.0, init_thickness_mm=0.0),
+    g2 = build_nets(GanConfig.from_settings(tiny(tissue_offset_mm=8.0, thickness_min_mm=-20.0, init_thickness_mm=0.0)),
                     torch.device("cpu")).g_mod.eval()
-    meta2 = {**meta, "tissue_offset_mm": 8.0, "thickness_min_mm": -20.0}
+    meta2 = _meta(**{**meta, "tissue_offset_mm": 8.0, "thickness_min_mm": -20.0})
     face2 = generator_face(g2, meta2, DepthMap(skull, np.isfinite(skull), spec))
     base = filled_height(skull, MM_PER_PX, 15.0, 8.0)
     d = np.abs(face2.height[face2.mask] - base[face2.mask])
@@ -469,7 +524,7 @@ def test_unstaged_without_face_discriminator(dataset, tmp_path):
     assert all(np.isfinite(r["val_mae_mm"]) for r in rows)
     ck = _state(tmp_path / "last.pt")
     assert "DF" in ck and summary["completed"] and ck["data_meta"]["residual"] is False
-    assert load_generator(tmp_path)[1]["residual"] is False
+    assert load_generator(tmp_path)[1].residual is False
 
 
 def test_torchrun_two_processes(dataset, tmp_path):
@@ -477,7 +532,7 @@ def test_torchrun_two_processes(dataset, tmp_path):
     env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
            "OMP_NUM_THREADS": "1"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
-           "-m", "skull2face.stages.train", "--data", str(dataset), "--out", str(out),
+           "-m", "skull2face", "train", "--data", str(dataset), "--out", str(out),
            "--schedule", "8:1,16:1", "--final-res", "16", "--batch-size", "2", "--g-base", "2",
            "--g-max-ch", "16", "--d-base", "8", "--d-layers", "2", "--num-threads", "1", "--no-progress"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)

@@ -53,6 +53,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, finite_number
+from ..geometry import codec
 from ..geometry.depthmap import RenderSpec, load_depthmap, normalise
 
 FORMAT = "skull2face-dataset"
@@ -413,23 +414,6 @@ def load_arrays(
     return out
 
 
-def rescale_px_np(px: np.ndarray, from_size: Sequence[int], to_size: Sequence[int]) -> np.ndarray:
-    """Numpy twin of `skull2face.model.losses.rescale_px`, per axis: ``(p + 0.5) * to / from - 0.5``.
-
-    Parameters
-    ----------
-    px : numpy.ndarray, shape (..., 2), pixels (row, col)
-    from_size, to_size : (int, int)
-        (H, W) of the image the positions refer to and of the one they should refer to.
-
-    Returns
-    -------
-    numpy.ndarray, shape (..., 2), same dtype as ``px``
-    """
-    scale = np.array([to_size[0] / from_size[0], to_size[1] / from_size[1]])
-    return ((px + 0.5) * scale - 0.5).astype(px.dtype, copy=False)
-
-
 def downsample_map(
     values: np.ndarray, mask: np.ndarray, factor: tuple[int, int], k: float
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -461,20 +445,19 @@ def downsample_map(
     m = mask.astype(np.float64).reshape(*lead, h // fh, fh, w // fw, fw)
     # Average the linear depth u = v ** (1 / k), which is proportional to millimetres: the mean
     # of the powered values would bias every block towards its highest pixel.
-    u = np.clip(values.astype(np.float64), 0.0, 1.0) ** (1.0 / k)
-    u = u.reshape(m.shape)
+    u = codec.to_linear(values.astype(np.float64), k).reshape(m.shape)
     count = m.sum(axis=(-3, -1))
     frac = count / (fh * fw)
     mean_u = (u * m).sum(axis=(-3, -1)) / np.maximum(count, 1.0)
     valid = frac > 0.5
-    return np.where(valid, mean_u**k, 0.0).astype(np.float32), valid.astype(np.float32)
+    return np.where(valid, codec.from_linear(mean_u, k), 0.0).astype(np.float32), valid.astype(np.float32)
 
 
 def downsample_arrays(arrays: Mapping[str, np.ndarray], size: int | tuple[int, int]) -> dict[str, np.ndarray]:
     """Copy of `load_arrays` output at a lower resolution (staged training).
 
     Maps are block-averaged by `downsample_map`; landmark pixel positions are rescaled like
-    `skull2face.model.losses.rescale_px` (so they keep pointing at the same head-frame x, y);
+    `skull2face.geometry.codec.rescale_px` (so they keep pointing at the same head-frame x, y);
     target heights and validity flags are unchanged (`anthropological_loss` ignores positions
     that fall outside the image); ``mm_per_px`` grows by the factor; ``centre`` stays (the
     blocks tile the image symmetrically about it).
@@ -503,7 +486,8 @@ def downsample_arrays(arrays: Mapping[str, np.ndarray], size: int | tuple[int, i
     k = float(arrays["k"])
     for part in ("skull", "face"):
         out[part], out[f"{part}_mask"] = downsample_map(arrays[part], arrays[f"{part}_mask"], factor, k)
-    out["la_px"] = rescale_px_np(arrays["la_px"], (h, w), (th, tw))
+    # In float64, then back to the positions' dtype (float32): one rounding.
+    out["la_px"] = codec.rescale_px(arrays["la_px"].astype(np.float64), h, th).astype(arrays["la_px"].dtype)
     out["size"] = np.array([th, tw], np.int64)
     out["mm_per_px"] = np.asarray(float(arrays["mm_per_px"]) * factor[1], np.float64)
     return out
@@ -526,6 +510,5 @@ __all__ = [
     "downsample_map",
     "load_arrays",
     "load_manifest",
-    "rescale_px_np",
     "subset",
 ]

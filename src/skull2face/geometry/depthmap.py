@@ -28,6 +28,7 @@ import trimesh
 
 from ..errors import InputError
 from ..io.atomic import atomic_path, write_json
+from . import codec
 from .frame import apply, as_rigid, invert_rigid
 
 # Default depth range in head-frame z. The origin is nasion, so +50 mm clears the nose tip
@@ -282,7 +283,7 @@ def normalise(height: Any, spec: RenderSpec, k: float = 4.0) -> np.ndarray:
     """Map heights (mm) to network values in [0, 1]: ``clip((z - z_near) / (z_far - z_near)) ** k``.
 
     Raising to the power ``k`` (4 in Knyaz et al. 2020) stretches the front of the face, where
-    the facial detail is, at the expense of the back.
+    the facial detail is, at the expense of the back. `skull2face.geometry.codec.normalise` (float64).
 
     Parameters
     ----------
@@ -301,12 +302,12 @@ def normalise(height: Any, spec: RenderSpec, k: float = 4.0) -> np.ndarray:
     if not k > 0:
         raise ValueError(f"k must be positive, got {k}")
     z = np.asarray(height, dtype=np.float64)
-    u = np.clip((z - spec.z_near) / (spec.z_far - spec.z_near), 0.0, 1.0) ** k
+    u = codec.normalise(z, spec.z_near, spec.z_far, k)
     return np.where(np.isfinite(z), u, 0.0).astype(np.float32)
 
 
 def denormalise(values: Any, spec: RenderSpec, k: float = 4.0, mask: Any = None) -> np.ndarray:
-    """Exact inverse of `normalise` for heights within ``[z_near, z_far]``.
+    """Exact inverse of `normalise` for heights within ``[z_near, z_far]`` (`codec.denormalise`, float64).
 
     Parameters
     ----------
@@ -326,8 +327,7 @@ def denormalise(values: Any, spec: RenderSpec, k: float = 4.0, mask: Any = None)
     """
     if not k > 0:
         raise ValueError(f"k must be positive, got {k}")
-    v = np.clip(np.asarray(values, dtype=np.float64), 0.0, 1.0)
-    z = spec.z_near + v ** (1.0 / k) * (spec.z_far - spec.z_near)
+    z = codec.denormalise(np.asarray(values, dtype=np.float64), spec.z_near, spec.z_far, k)
     if mask is not None:
         z = np.where(np.asarray(mask, dtype=bool), z, np.nan)
     return z.astype(np.float32)

@@ -13,6 +13,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from ..geometry import codec
+
 
 def gan_loss(pred_logits: torch.Tensor, target_is_real: bool, mode: str = "lsgan") -> torch.Tensor:
     """Adversarial loss of discriminator logits against an all-real or all-fake target.
@@ -60,29 +62,10 @@ def masked_l1(pred: torch.Tensor, target: torch.Tensor, mask: torch.Tensor) -> t
     return ((pred - target).abs() * mask).sum() / mask.sum().clamp_min(1e-8)
 
 
-def rescale_px(px: torch.Tensor, from_size: int, to_size: int) -> torch.Tensor:
-    """Convert pixel positions between square resolutions of the same image.
-
-    Pixel ``(r, c)`` has its centre at integer coordinates, so ``p' = (p + 0.5) * to / from - 0.5``;
-    this matches maps downsampled by average pooling (staged training).
-
-    Parameters
-    ----------
-    px : torch.Tensor, shape (..., 2), float32, pixels
-    from_size, to_size : int
-        Side of the image the positions refer to, and of the image they should refer to.
-
-    Returns
-    -------
-    torch.Tensor, shape (..., 2), float32, pixels
-    """
-    return (px + 0.5) * (to_size / from_size) - 0.5
-
-
 def make_denormalise(
     z_near: float, z_far: float, k: float = 4.0, eps: float = 1e-6
 ) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Differentiable torch version of `skull2face.geometry.depthmap.denormalise`.
+    """`skull2face.geometry.codec.denormalise` for one depth range, differentiable everywhere.
 
     Parameters
     ----------
@@ -102,7 +85,7 @@ def make_denormalise(
     """
 
     def denormalise(v: torch.Tensor) -> torch.Tensor:
-        return z_near + v.clamp(eps, 1.0) ** (1.0 / k) * (z_far - z_near)
+        return codec.denormalise(v, z_near, z_far, k, lo=eps)
 
     return denormalise
 
@@ -131,7 +114,8 @@ def anthropological_loss(
     landmark_px : torch.Tensor, shape (B, L, 2), float32, pixels
         (row, col) of each p_i; pixel centres are at integer coordinates, (0, 0) is the top-left
         pixel's centre. Positions outside ``[0, H-1] x [0, W-1]`` count as invalid. Use
-        `rescale_px` when the map is at another resolution than the positions.
+        `skull2face.geometry.codec.rescale_px` when the map is at another resolution than the
+        positions.
     target_height : torch.Tensor, shape (B, L), float32
         Normalised height of p_i, the value the face map should take there.
     valid : torch.Tensor, shape (B, L), bool or {0, 1} float

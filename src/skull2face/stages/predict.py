@@ -25,21 +25,24 @@ import dataclasses
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .. import __version__, samples
 from ..errors import InputError
+from ..geometry import codec
 from ..geometry.depthmap import HEAD_MAP_CENTRE, DepthMap, RenderSpec, depth_to_mesh, render, save_depthmap
 from ..geometry.frame import head_frame
 from ..io.atomic import write_json
 from ..io.landmarks import read_landmarks, write_landmarks
 from ..io.meshes import MESH_SUFFIXES, load_mesh, save_mesh
 from ..io.volumes import file_sha256, is_volume_path
+from ..anatomy.locate import PoseSettings, locate
 from ..methods import registry
-from .landmarks import PoseSettings, locate
+from ..options import nested, option
+from ..training.meta import ModelMeta
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +68,13 @@ class PredictSettings:
     pose : PoseSettings
     """
 
-    method: str = "skull2face"
-    model: str | None = None
-    data: str | None = None
+    method: str = option("skull2face", choices=tuple(registry.names()),
+                         help="skull2face (the cGAN) or a classic baseline")
+    model: str | None = option(None, metavar="FILE", help="model file or run folder (default: the bundled model)")
+    data: str | None = option(None, metavar="DIR", help="dataset folder for the mean-face / nearest-skull references")
     size: int = 256
     mm_per_px: float = 1.0
-    pose: PoseSettings = field(default_factory=PoseSettings)
+    pose: PoseSettings = nested(PoseSettings, title="coarse pose (before landmarks are known)")
 
 
 def default_model_path() -> Path:
@@ -100,10 +104,13 @@ def read_skull(input_path: str | os.PathLike, out: Path) -> dict:
 # ------------------------------------------------------------------------ model and references
 
 def load_model(settings: PredictSettings):
-    """(generator or None, meta, references) for the settings' model (bundle or generator)."""
+    """(generator or None, `ModelMeta` or {}, references) for the settings' model (bundle or generator).
+
+    Without a model file (``{}`` as meta) only when the method needs none and ``data`` is given.
+    """
     import torch
 
-    from .train import load_generator
+    from ..training.checkpoints import load_generator
 
     path = Path(settings.model) if settings.model else default_model_path()
     if not path.exists():
@@ -133,7 +140,7 @@ def make_bundle(run_dir: str | os.PathLike, data_dir: str | os.PathLike, path: s
     from ..geometry.depthmap import load_depthmap
     from ..io.atomic import atomic_path
     from ..methods.mean_face import mean_face
-    from .train import export_generator
+    from ..training.checkpoints import export_generator
 
     path = Path(path)
     export_generator(run_dir, path)
@@ -179,48 +186,48 @@ def block_mean_mm(height: np.ndarray, res: int) -> np.ndarray:
     return np.where(count > fh * fw / 2, mean, np.nan).astype(np.float32)
 
 
-def _spec_for(settings: PredictSettings, meta: dict, frame: np.ndarray, sha: str) -> RenderSpec:
-    if meta:
-        res, s = int(meta["resolution"]), float(meta["mm_per_px"])
-        return RenderSpec(size=(res, res), mm_per_px=s, frame=frame, z_near=meta["z_near"], z_far=meta["z_far"],
-                          centre=tuple(meta.get("centre", HEAD_MAP_CENTRE)), source_sha256={"skull": sha})
+def _spec_for(settings: PredictSettings, grid: dict, frame: np.ndarray, sha: str) -> RenderSpec:
+    """The render spec of the skull map: the model's or dataset's grid when there is one."""
+    if grid:
+        res, s = int(grid["resolution"]), float(grid["mm_per_px"])
+        return RenderSpec(size=(res, res), mm_per_px=s, frame=frame, z_near=grid["z_near"], z_far=grid["z_far"],
+                          centre=tuple(grid["centre"]), source_sha256={"skull": sha})
     return RenderSpec(size=(settings.size, settings.size), mm_per_px=settings.mm_per_px, frame=frame,
                       centre=HEAD_MAP_CENTRE, source_sha256={"skull": sha})
 
 
-def generator_face(g, meta: dict, skull_map: DepthMap) -> DepthMap:
+def generator_face(g, meta: ModelMeta, skull_map: DepthMap) -> DepthMap:
     """Run the generator on a skull map; the face map comes back in the same spec (mm).
 
-    A residual generator (``meta["residual"]``, see `skull2face.stages.train`) predicts the soft-tissue
-    thickness ``thickness_min_mm + face * thickness_range_mm`` above the filled skull
-    (`skull2face.geometry.fill.filled_height` of this skull map with ``meta["fill_radius_mm"]``
-    and ``meta["tissue_offset_mm"]``), clipped to the depth range as in training; otherwise
-    ``face`` is the normalised face height.
+    The output is read by `skull2face.geometry.codec.face_height`, as in training: a residual
+    generator (``meta.residual``) predicts the soft-tissue thickness ``thickness_min_mm + face *
+    thickness_range_mm`` above the filled skull (`skull2face.geometry.fill.filled_height` of this
+    skull map with ``meta.fill_radius_mm`` and ``meta.tissue_offset_mm``), clipped to the depth
+    range; otherwise ``face`` is the normalised face height. Off the predicted face mask: NaN.
     """
     import torch
 
-    from ..geometry.depthmap import denormalise, normalise
+    from ..geometry.depthmap import normalise
 
-    k = float(meta["k"])
-    x = np.stack([normalise(skull_map.height, skull_map.spec, k), skull_map.mask.astype(np.float32)])[None]
+    k = meta.k
+    spec = skull_map.spec
+    x = np.stack([normalise(skull_map.height, spec, k), skull_map.mask.astype(np.float32)])[None]
     with torch.no_grad():
         out = g(torch.from_numpy(x.astype(np.float32)))
     face = out.face[0, 0].numpy()
     mask = (out.mask_logit[0, 0].numpy() > 0) if out.mask_logit is not None else face > 1e-6
-    if meta.get("residual", False):
-        from ..geometry.fill import DEFAULT_RADIUS_MM, filled_height
+    base = None
+    if meta.residual:
+        from ..geometry.fill import filled_height
 
-        spec = skull_map.spec
         # As in training, where the skull reaches the network through its normalised map: clipped.
         skull_mm = np.where(skull_map.mask, np.clip(skull_map.height, spec.z_near, spec.z_far), np.nan)
-        filled = filled_height(skull_mm, spec.mm_per_px, float(meta.get("fill_radius_mm", DEFAULT_RADIUS_MM)),
-                               float(meta.get("tissue_offset_mm", 0.0)))
-        thickness = float(meta.get("thickness_min_mm", 0.0)) + face.astype(np.float64) * float(meta["thickness_range_mm"])
-        mm = np.clip(filled.astype(np.float64) + thickness, spec.z_near, spec.z_far)
-        height = np.where(mask, mm, np.nan).astype(np.float32)
-    else:
-        height = denormalise(face, skull_map.spec, k, mask=mask)
-    return DepthMap(height.astype(np.float32), np.isfinite(height), skull_map.spec)
+        base = filled_height(skull_mm, spec.mm_per_px, meta.fill_radius_mm, meta.tissue_offset_mm).astype(np.float64)
+    mm = codec.face_height(face.astype(np.float64), base, residual=meta.residual, z_near=spec.z_near,
+                           z_far=spec.z_far, k=k, thickness_min_mm=meta.thickness_min_mm,
+                           thickness_range_mm=meta.thickness_range_mm)
+    height = np.where(mask, mm, np.nan).astype(np.float32)
+    return DepthMap(height, np.isfinite(height), spec)
 
 
 def _reference_maps(settings: PredictSettings, refs: dict | None, spec: RenderSpec):
@@ -285,7 +292,10 @@ def predict(input_path: str | os.PathLike, out_dir: str | os.PathLike, settings:
     if method.needs_model or (method.needs_references and not settings.data):
         g, meta, refs = load_model(settings)
     sha = file_sha256(input_path)
-    grid = meta if method.needs_model or (refs and not settings.data) else {}
+    grid = {}
+    if meta and (method.needs_model or (refs and not settings.data)):
+        grid = {"resolution": meta.resolution, "mm_per_px": meta.mm_per_px, "z_near": meta.z_near,
+                "z_far": meta.z_far, "centre": meta.centre}
     if method.needs_references and settings.data:
         from ..dataset.reader import load_manifest
 
@@ -333,8 +343,8 @@ def predict(input_path: str | os.PathLike, out_dir: str | os.PathLike, settings:
         "settings": dataclasses.asdict(settings),
         "input": {"path": str(Path(input_path).resolve()), "kind": src["kind"], "sha256": sha},
         "model": None if not meta else {"path": str(settings.model or default_model_path()),
-                                        "resolution": meta.get("resolution"), "k": meta.get("k"),
-                                        "epoch": meta.get("epoch")},
+                                        "resolution": meta.resolution, "k": meta.k,
+                                        "epoch": meta.epoch},
         "landmarks": {k: v for k, v in lms.meta.items()}, "pose": loc["pose"],
         "frame": frame.to_json(), "spec": spec.to_json(), "method_info": info,
         "truth": "truth_skin.ply" if src["truth"] is not None else None,
@@ -343,3 +353,14 @@ def predict(input_path: str | os.PathLike, out_dir: str | os.PathLike, settings:
     }
     write_json(out / "predict.json", record)
     return record
+
+
+def echo(record: dict) -> str:
+    """What ``skull2face predict`` prints: the method, the face, the time and the files."""
+    return (f"{record['method']}: face with {record['face']['vertices']} vertices in "
+            f"{record['timings']['total_s']:.2f} s; wrote {', '.join(record['outputs'].values())} and predict.json")
+
+
+def echo_bundle(path: Path) -> str:
+    """What ``skull2face export`` prints."""
+    return f"wrote {path} ({Path(path).stat().st_size / 1e6:.1f} MB)"
