@@ -84,7 +84,9 @@ def test_model_code_knows_nothing_of_meshes_or_files():
         text = path.read_text(encoding="utf-8")
         for word in ("trimesh", "igl", "embreex", "SimpleITK", "open(", "pathlib"):
             assert word not in text, f"{path.name} uses {word}"
-        assert all(t.startswith(("skull2face.model", "skull2face.errors")) for t in _imports(path)), path.name
+        # the depth^k codec is plain arithmetic shared with the dataset and predict (geometry/codec.py)
+        allowed = ("skull2face.model", "skull2face.errors", "skull2face.geometry.codec")
+        assert all(t.startswith(allowed) for t in _imports(path)), (path.name, _imports(path))
 
 
 def test_geometry_is_torch_free():
@@ -103,4 +105,5 @@ def test_no_module_over_500_lines():
 def test_no_global_matplotlib_state_in_library_code():
     for path in MODULES:
         text = path.read_text(encoding="utf-8")
-        assert "matplotlib.use(" not in text and "pyplot" not in text, path.name
+        for bad in ("matplotlib.use(", "import matplotlib.pyplot", "from matplotlib import pyplot"):
+            assert bad not in text, f"{path.name}: {bad}"

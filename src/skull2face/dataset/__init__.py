@@ -2,13 +2,13 @@
 
 The folder layout and ``manifest.json`` are specified in ``docs/dataset-format.md``.
 
-The modules that build the folder live beside the reader.
-
-``reader``
-    Torch-free loading: `reader.load_manifest` validates ``manifest.json``;
-    `reader.load_arrays` turns a list of samples into stacked numpy arrays ready for a
-    network (normalised skull / face maps, masks, anthropological-loss targets in pixels);
-    `reader.downsample_arrays` makes the lower-resolution copies used by staged training.
+``build``            real pairs from CTs, synthetic pairs, unpaired skulls and faces, split by head
+``synthetic``        synthetic pairs: shape warps and drawn tissue thickness
+``tissue_rescale``   rescaling the soft tissue of a head to drawn thicknesses
+``faces``            unpaired real faces and Surrey Face Model samples
+``report``           the population's thickness against the published table
+``reader``           torch-free loading: `reader.load_manifest`, `reader.load_arrays`,
+                     `reader.downsample_arrays`
 
 Nothing is imported here so that ``import skull2face.dataset`` stays cheap; import the
 submodule you need.

@@ -1,9 +1,15 @@
-"""Geometry: the common head frame and orthographic depth maps (torch-free).
+"""Geometry: surfaces, the head frame and depth maps (numpy/scipy/trimesh/Embree/libigl; never torch).
 
-``frame``
-    The head coordinate frame (+x subject's left, +y up, +z anterior, mid-sagittal plane
-    at x = 0, origin at nasion), built from landmarks, plus rigid least-squares fitting.
-``depthmap``
-    Orthographic float32 depth maps in millimetres rendered along -z of the head frame,
-    their (de)normalisation, conversion back to meshes, and storage.
+``surfaces``      skin and bone surfaces of a head volume
+``frame``         the head frame (+x subject's left, +y up, +z anterior, origin at nasion)
+``depthmap``      orthographic depth maps with their render spec, and back to meshes
+``codec``         depth^k normalisation and the residual decode (numpy and torch alike)
+``pose``          coarse pose of a mesh before its landmarks are known
+``symmetry``      the mid-sagittal symmetry plane
+``lids``          flat scan cuts ("lids") where a scan ends
+``normals``       outward bone normals and the head centre they point away from
+``fill``          closing pits and holes of a height map (the filled skull)
+``distances``     exact point-to-surface distances, vertex areas
+``tps``           thin-plate spline warps
+``interpolate``   Shepard inverse-distance weighting
 """

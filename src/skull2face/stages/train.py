@@ -4,24 +4,9 @@ This stage holds the settings (`TrainSettings`), the `train` entry and the comma
 networks and one GAN step are `skull2face.model.cgan`; data, validation, checkpoints, the plot
 and the loop are `skull2face.training`.
 
-Objective (Knyaz et al. 2020): ``min_G max_D L_cGAN + lambda1 L1 + lambda2 L_A``, plus a face-mask
-term because our generator also predicts where the face is (see `skull2face.model.networks`).
-
-Every optimisation step takes ``batch_size`` samples of each kind present (per process):
-
-- **paired** (skull + its face): the conditional discriminator D sees
-  ``concat(skull, skull mask, face)`` with the real face (real) and with the generated face
-  (fake); the generator pays the adversarial loss, ``lambda1`` times the L1 error of the face
-  map over the true face mask (normalised units), and ``lambda_mask`` times the binary
-  cross-entropy of its face-mask logit;
-- **unpaired skulls**: the generated face is a fake for D (there is no real one to pair it
-  with) and the generator pays the adversarial loss plus ``lambda2`` times the anthropological
-  loss L_A, in mm: the face map must pass through the skull landmarks moved outwards by the
-  published soft-tissue thickness (``la_targets`` of the dataset). L_A also applies to paired
-  skulls unless ``la_on_paired`` is off;
-- **unpaired faces**: with ``use_face_discriminator``, a second, unconditional discriminator
-  learns real faces (unpaired and paired) against generated ones, and the generator also pays
-  its adversarial loss. Without it the unpaired faces are not used.
+The objective (Knyaz et al. 2020: ``min_G max_D L_cGAN + lambda1 L1 + lambda2 L_A``, plus a
+face-mask term) and what each kind of sample (paired, unpaired skulls, unpaired faces) pays
+in one optimisation step are described in `skull2face.model.cgan`.
 
 Discriminators see the generated face composited with its predicted mask
 (`GeneratorOutput.composite`), since real face maps are 0 off the face.

@@ -38,30 +38,8 @@ from .validation import VAL_KEYS, WITHIN_MM, baseline_errors, validate
 
 def run_training(data_dir: str | os.PathLike, out_dir: str | os.PathLike, settings: Any,
                  resume: bool = False) -> dict[str, Any]:
-    """Train skull2face on a dataset folder; works alone or under ``torchrun``.
-
-    Parameters
-    ----------
-    data_dir : path-like
-        Dataset folder (``docs/dataset-format.md``).
-    out_dir : path-like
-        Run folder (created if needed).
-    settings : skull2face.stages.train.TrainSettings
-        Validated settings.
-    resume : bool
-        Continue the run in ``out_dir`` from ``last.pt`` (a fresh start when there is none).
-
-    Returns
-    -------
-    dict
-        The summary `skull2face.stages.train.train` returns.
-
-    Raises
-    ------
-    InputError
-        Bad dataset, ``out_dir`` already holding a run when ``resume`` is False, or a
-        checkpoint that does not match the settings.
-    """
+    """The training loop behind `skull2face.stages.train.train` (same arguments, same return
+    value and errors; ``settings`` already validated)."""
     ctx = dist_context(settings.device)
     out = Path(out_dir)
     last_path, best_path = out / "last.pt", out / "best.pt"
