@@ -1,8 +1,10 @@
 """The mid-sagittal plane of a point cloud: its plane of best mirror symmetry.
 
-One method, used by the coarse pose (`skull2face.geometry.pose.auto_frame`: a whole skull or
-face in unknown pose) and by landmark detection (`skull2face.anatomy.detect`: the front of the
-head, in the coarse frame).
+Used by landmark detection (`skull2face.anatomy.detect`: the front of the head, in the coarse
+frame). The coarse pose (`skull2face.geometry.pose.auto_frame`) still refines its plane by its
+own iterated mirror matching (`skull2face.geometry.pose.symmetry_plane`): moving it onto
+`search_plane` moved the pinned Arothron landmarks by up to 3 mm (tests/test_pinned.py), so it
+waits for the pins to be re-cut. Both use `NearestPoints` for their tree searches.
 
 A plane is scored by its **trimmed mirror residual**: the points are mirrored across it, and
 the score is the mean distance of the best 60 % of the mirrored points to the cloud (distances
@@ -15,9 +17,7 @@ two best grid points by Nelder-Mead; the lower result wins, and mirror matching
 Why not mirror matching alone: it converges to the wrong plane when started 10 degrees off,
 and the score has a narrow curved valley in yaw and roll (they trade off against each other)
 which a plain grid search misses and along which mirror matching settles off the minimum
-(its trimming biases it; by 3 degrees on the headsq skin). Of the two methods the project had
-(iterated mirror matching in the coarse pose, this search in detection), this one is the less
-biased, so both now use it.
+(its trimming biases it; by 3 degrees on the headsq skin).
 
 Planes are ``normal . p == offset`` with a unit normal, in the points' coordinates (mm).
 """
@@ -30,7 +30,7 @@ import numpy as np
 from scipy import optimize
 from scipy.spatial import cKDTree
 
-__all__ = ["MIRROR_CAP", "search_plane", "symmetry_plane"]
+__all__ = ["MIRROR_CAP", "NearestPoints", "search_plane", "symmetry_plane"]
 
 # Cap on mirror distances (mm) in the residual: a point further than this from its mirror
 # image is as bad as can be (which also keeps the tree searches short).
@@ -49,16 +49,15 @@ def _dot(points: np.ndarray, w: np.ndarray) -> np.ndarray:
     return np.einsum("ij,j->i", points, w)
 
 
-class _Mirror:
-    """A point cloud with its k-d tree, answering "how far is each mirrored point from the
-    cloud" as cheaply as the residual and mirror matching allow.
+class NearestPoints:
+    """Nearest points of a cloud for query points, searched only as far as needed when only
+    the smallest distances matter (a trimmed mean, a quantile, a median).
 
-    Both use only the smallest distances (a ``keep`` fraction, or up to a quantile), so each
-    search reaches only ``_REACH_MARGIN`` times as far as that many needed in the previous
-    search of the same kind; if it then finds too few, the points it missed are searched
-    again without the limit. The distances that matter, and their partners, are therefore
-    exactly those of an unlimited search; the others read +inf (or are capped as before).
-    Residuals are also remembered per normal (Nelder-Mead revisits its starting point).
+    Each search reaches ``_REACH_MARGIN`` times as far as the ``need``-th smallest distance
+    of the previous search of the same ``kind``; if it then finds fewer than ``need`` points,
+    those it missed are searched again without the limit. The ``need`` smallest distances,
+    and their points, are therefore exactly those of an unlimited search; the others read
+    +inf (index n).
 
     Parameters
     ----------
@@ -70,13 +69,12 @@ class _Mirror:
         self.points = points
         self.tree = cKDTree(points)
         self._reach: dict[str, float] = {}
-        self._memo: dict[bytes, tuple[float, float]] = {}
 
     def nearest(self, query: np.ndarray, need: int, kind: str,
                 limit: float = np.inf) -> tuple[np.ndarray, np.ndarray]:
-        """Distance and index of the nearest cloud point of each query point, exact for at
-        least the ``need`` smallest distances within ``limit``; others may read +inf (index
-        n). ``kind`` names the series of searches whose reach is learnt."""
+        """Distance (m,) and index (m,) of the nearest cloud point of each query point (m, 3),
+        exact for at least the ``need`` smallest distances within ``limit`` (mm); the others
+        may read +inf (index n). ``kind`` names the series of searches whose reach is learnt."""
         reach = min(self._reach.get(kind, limit), limit)
         dist, idx = self.tree.query(query, distance_upper_bound=reach)
         found = np.isfinite(dist)
@@ -87,6 +85,16 @@ class _Mirror:
             kth = np.partition(dist, need - 1)[need - 1]
             self._reach[kind] = _REACH_MARGIN * kth if np.isfinite(kth) else limit
         return dist, idx
+
+
+class _Mirror(NearestPoints):
+    """A point cloud, and how far its mirror images across planes lie from it (the residual
+    and mirror matching); residuals are remembered per normal (Nelder-Mead revisits its
+    starting point)."""
+
+    def __init__(self, points: np.ndarray):
+        super().__init__(points)
+        self._memo: dict[bytes, tuple[float, float]] = {}
 
     def residual(self, normal: np.ndarray, keep: float = KEEP) -> tuple[float, float]:
         """Trimmed mirror residual of the plane with this normal: the mean distance of the

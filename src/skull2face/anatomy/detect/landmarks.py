@@ -56,6 +56,7 @@ def _midline(work: _Work, surface: str, given_in: dict[str, np.ndarray]) -> dict
     """
     find = _skull_midline if surface == "skull" else _face_midline
     res: dict[str, _Result] = {}
+    moved = True
     for _ in range(2):
         prof = _profile(work, surface)
         if prof is None:
@@ -65,11 +66,13 @@ def _midline(work: _Work, surface: str, given_in: dict[str, np.ndarray]) -> dict
         res = find(prof, given, work)
         rot = _pitch_fix(res, surface)
         if rot is None:
+            moved = False
             break
         work.move(rot)
-    prof = _profile(work, surface)
-    given = {n: apply(work.frame, p) for n, p in given_in.items()}
-    res = find(prof, given, work)
+    if moved:  # read the outline again in the corrected pitch (else the last reading stands)
+        prof = _profile(work, surface)
+        given = {n: apply(work.frame, p) for n, p in given_in.items()}
+        res = find(prof, given, work)
     nasion = res["N" if surface == "skull" else "n"]
     if nasion.found:
         shift = np.eye(4)

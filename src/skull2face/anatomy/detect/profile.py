@@ -134,8 +134,8 @@ def _slab_outline(work: _Work, view: np.ndarray, surface: str) -> np.ndarray:
     """
     half = _SLAB_HALF[surface]
     frame = view @ work.frame
-    verts = apply(view, work.verts)
-    lo, hi = verts[:, 1].min(), verts[:, 1].max()
+    view_y = _dot(work.verts, view[1, :3]) + view[1, 3]  # the vertices' view y (all that is needed)
+    lo, hi = view_y.min(), view_y.max()
     rows = int(np.ceil((hi - lo) / _STEP)) + 3
     cols = int(round(2 * half / _STEP)) + 1
     shift = np.eye(4)
@@ -148,9 +148,35 @@ def _slab_outline(work: _Work, view: np.ndarray, surface: str) -> np.ndarray:
         return np.zeros((0, 3))
     h = height[enough]
     with np.errstate(all="ignore"):
-        z = np.nanmax(h, axis=1) if surface == "skull" else np.nanpercentile(h, 75, axis=1)
+        z = np.nanmax(h, axis=1) if surface == "skull" else _upper_quartile(h)
     pts_view = np.column_stack([np.zeros(len(z)), y[enough, 0] + (lo + hi) / 2.0, z])
     return apply(invert_rigid(view), pts_view)
+
+
+def _upper_quartile(h: np.ndarray) -> np.ndarray:
+    """``np.nanpercentile(h, 75, axis=1)`` (linear interpolation), for every row at once.
+
+    Parameters
+    ----------
+    h : numpy.ndarray, shape (R, C), float64
+        Rows with at least one finite value; NaN elsewhere.
+
+    Returns
+    -------
+    numpy.ndarray, shape (R,), float64
+        The same numbers as numpy's (its virtual index ``0.75 n - 0.75`` and its two-sided
+        interpolation), without its per-row Python loop.
+    """
+    ordered = np.sort(h, axis=1)  # NaNs last
+    n = np.isfinite(h).sum(axis=1)
+    index = n * 0.75 + 0.25 - 1.0
+    below = np.floor(index).astype(np.intp)
+    above = np.minimum(below + 1, n - 1)
+    t = index - below
+    rows = np.arange(len(h))
+    a, b = ordered[rows, below], ordered[rows, above]
+    step = b - a
+    return np.where(t >= 0.5, b - step * (1 - t), a + step * t)
 
 
 def _profile(work: _Work, surface: str) -> _Profile | None:
@@ -191,16 +217,13 @@ def _plateau(values: np.ndarray, candidates: np.ndarray, tol: float = 0.25) -> i
 
 def _local_maxima(values: np.ndarray, candidates: np.ndarray, min_value: float) -> np.ndarray:
     """Candidates that are local maxima (>= both neighbours) with value >= min_value."""
-    v = values
-    out = []
-    for k in candidates:
-        if not np.isfinite(v[k]) or v[k] < min_value:
-            continue
-        left = v[k - 1] if k > 0 else -np.inf
-        right = v[k + 1] if k + 1 < len(v) else -np.inf
-        if v[k] >= np.nan_to_num(left, nan=-np.inf) and v[k] >= np.nan_to_num(right, nan=-np.inf):
-            out.append(k)
-    return np.asarray(out, dtype=np.int64)
+    k = np.asarray(candidates, dtype=np.int64).reshape(-1)
+    # neighbours, NaN read as -inf; beyond the ends there is none
+    around = np.concatenate([[-np.inf], np.nan_to_num(values, nan=-np.inf), [-np.inf]])
+    v = values[k]
+    with np.errstate(invalid="ignore"):
+        keep = np.isfinite(v) & (v >= min_value) & (v >= around[k]) & (v >= around[k + 2])
+    return k[keep]
 
 
 def _front_hull(y: np.ndarray, z: np.ndarray) -> np.ndarray:
