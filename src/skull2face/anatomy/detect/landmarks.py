@@ -19,14 +19,14 @@ from .profile import _profile
 from .skull_midline import _skull_midline
 from .work import _missing, _Result, _Work
 
+# --- pitch ----------------------------------------------------------------------------------
+
 # The coarse pitch is trusted to within this angle (degrees); a larger correction means the
 # midline landmarks that measured it are wrong, and the coarse pitch is kept.
 _MAX_PITCH_FIX_DEG = 30.0
-
-# --- pitch ----------------------------------------------------------------------------------
-
 _UPPER = {"skull": ("N", "G"), "face": ("n", "g'")}
 _LOWER = {"skull": ("Ns", "Pr"), "face": ("sn",)}
+_MIDLINE = {"skull": ("N", "G", "Ns", "Pr", "Pog", "Gn"), "face": ("n", "g'", "sn", "pog'", "me", "gn'")}
 
 
 def _pitch_fix(res: dict[str, _Result], surface: str) -> np.ndarray | None:
@@ -85,7 +85,7 @@ def _midline(work: _Work, surface: str, given_in: dict[str, np.ndarray]) -> dict
     return res
 
 
-_MIDLINE = {"skull": ("N", "G", "Ns", "Pr", "Pog", "Gn"), "face": ("n", "g'", "sn", "pog'", "me", "gn'")}
+# --- the public entry point -----------------------------------------------------------------
 
 
 def detect_landmarks(mesh: trimesh.Trimesh, surface: str, coarse: Any,
