@@ -23,7 +23,8 @@ from scipy.spatial import cKDTree
 from skull2face import samples
 
 from skull2face.anatomy import names
-from skull2face.anatomy.detect import detect_landmarks, find_caps, symmetry_plane
+from skull2face.anatomy.detect import detect_landmarks, symmetry_plane
+from skull2face.geometry.lids import find_lids as find_caps
 from skull2face.anatomy.tissue import thickness_for
 from skull2face.geometry.frame import apply, frame_from_axes, invert_rigid
 from skull2face.anatomy.landmark_set import LandmarkSet

@@ -23,7 +23,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from .distances import face_cross, row_norms
-from .frame import apply
+from .frame import apply, project as _dot
 
 # --- tolerances (mm unless stated) ------------------------------------------------------------
 
@@ -180,11 +180,6 @@ def _face_geometry(verts: np.ndarray, faces: np.ndarray):
     with np.errstate(invalid="ignore", divide="ignore"):
         normals = np.where(double_area[:, None] > 0, cross / double_area[:, None], 0.0)
     return normals, double_area / 2.0, verts[faces].mean(axis=1)
-
-
-def _dot(points: np.ndarray, w: np.ndarray) -> np.ndarray:
-    # einsum, not `points @ w`: see skull2face.geometry.frame.apply (threaded BLAS is slow here)
-    return np.einsum("ij,j->i", points, w)
 
 
 def _candidates(normals: np.ndarray, areas: np.ndarray, extra: Any = (),

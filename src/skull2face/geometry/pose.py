@@ -22,9 +22,9 @@ import logging
 
 import numpy as np
 import trimesh
-from scipy.spatial import cKDTree
 
 from .frame import apply, frame_from_axes
+from .symmetry import NearestPoints
 
 log = logging.getLogger(__name__)
 
@@ -81,13 +81,17 @@ def symmetry_plane(points: np.ndarray, normal: np.ndarray, origin: np.ndarray,
         Median distance (mm) between reflected points and their matches: 0 for a perfectly
         symmetric shape.
     """
-    tree = cKDTree(points)
+    # only the distances up to the trim quantile (and the median) matter: the searches stop
+    # there (np.quantile interpolates between the order statistics at floor(trim * (n - 1))
+    # and the next one, np.median reads those at n // 2 and below)
+    cloud = NearestPoints(points)
+    need_trim = min(len(points), int(np.floor(trim * (len(points) - 1))) + 2)
     n = normal / np.linalg.norm(normal)
     o = np.asarray(origin, dtype=np.float64)
     for _ in range(iterations):
         d = (points - o) @ n
         mirrored = points - 2.0 * d[:, None] * n
-        dist, idx = tree.query(mirrored)
+        dist, idx = cloud.nearest(mirrored, need_trim, "match")
         keep = dist <= np.quantile(dist, trim)
         p, q = points[keep], points[idx[keep]]
         diff = p - q
@@ -102,7 +106,7 @@ def symmetry_plane(points: np.ndarray, normal: np.ndarray, origin: np.ndarray,
         if converged:
             break
     d = (points - o) @ n
-    residual = float(np.median(tree.query(points - 2.0 * d[:, None] * n)[0]))
+    residual = float(np.median(cloud.nearest(points - 2.0 * d[:, None] * n, len(points) // 2 + 1, "median")[0]))
     return n, o, residual
 
 
