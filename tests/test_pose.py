@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from skull2face.geometry.pose import auto_frame, lps_frame, parse_axis, symmetry_plane
+from skull2face.geometry.pose import auto_frame, lps_frame, parse_axis
+from skull2face.geometry.symmetry import search_plane, symmetry_plane
 
 
 def angle_deg(a, b):
@@ -34,9 +35,12 @@ def test_symmetry_plane_of_mirrored_cloud():
     cloud = np.vstack([half, half * [-1, 1, 1]])
     R = Rotation.from_euler("xyz", [10, -20, 30], degrees=True).as_matrix()
     moved = cloud @ R.T + [5, -7, 11]
-    n, o, res = symmetry_plane(moved, R @ [0.95, 0.2, 0.1], moved.mean(0) + 3)
+    n, offset = symmetry_plane(moved, R @ [0.95, 0.2, 0.1])
     assert angle_deg(abs(n @ (R @ [1, 0, 0])), 1.0) < 0.5
-    assert abs((o - [5, -7, 11]) @ n) < 0.1
+    assert abs(offset - np.asarray([5, -7, 11]) @ n) < 0.1
+    n, offset, res = search_plane(moved, [R @ [0.9, 0.3, 0.3]])
+    assert angle_deg(abs(n @ (R @ [1, 0, 0])), 1.0) < 0.5
+    assert abs(offset - np.asarray([5, -7, 11]) @ n) < 0.1
     assert res < 1e-6
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import csv
 import functools
-import math
 import os
 import re
 from dataclasses import dataclass

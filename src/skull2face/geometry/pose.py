@@ -6,8 +6,8 @@ Landmark detection starts from a rough idea of where left, up and front are. Two
   and a head lies in a scanner roughly face-up along the axes, so the head frame is about
   ``x_head = x_lps, y_head = z_lps, z_head = -y_lps``.
 * **Unknown pose** (a skull scan in arbitrary orientation). The mid-sagittal plane is found
-  as the plane of best mirror symmetry (tried along each principal axis, then refined by
-  iterated reflection and matching); front and up then come from user hints
+  as the plane of best mirror symmetry, searched around each principal axis by the one plane
+  search detection uses too (`skull2face.geometry.symmetry.search_plane`); front and up then come from user hints
   (``front="-y"``, ``up="+z"``) or, failing those, from shape: the face end of a skull is
   rough (orbits, nasal aperture) where the occiput is a smooth dome, and the skull base is
   rough where the vault is smooth. The face side of a face scan is where its normals point.
@@ -24,11 +24,13 @@ import numpy as np
 import trimesh
 
 from .frame import apply, frame_from_axes
-from .symmetry import NearestPoints
+from .symmetry import search_plane
 
 log = logging.getLogger(__name__)
 
 _AXES = {"x": 0, "y": 1, "z": 2}
+# Surface samples the symmetry search scores planes on (of the 6000 drawn for the pose).
+SYMMETRY_POINTS = 3000
 
 
 def parse_axis(text: str) -> np.ndarray:
@@ -57,57 +59,6 @@ def lps_frame(mesh: trimesh.Trimesh) -> np.ndarray:
     """
     centre = mesh.bounds.mean(axis=0)
     return frame_from_axes(centre, left=[1.0, 0.0, 0.0], up=[0.0, 0.0, 1.0])
-
-
-def symmetry_plane(points: np.ndarray, normal: np.ndarray, origin: np.ndarray,
-                   iterations: int = 30, trim: float = 0.8) -> tuple[np.ndarray, np.ndarray, float]:
-    """Refine a mirror-symmetry plane of a point cloud.
-
-    Each iteration reflects the points across the plane, pairs every reflected point with its
-    nearest original point, keeps the best ``trim`` fraction of pairs, and re-fits the plane:
-    the pair differences give the normal, the pair midpoints the offset.
-
-    Parameters
-    ----------
-    points : (n, 3) float64
-    normal, origin : (3,) float64
-        Starting plane.
-
-    Returns
-    -------
-    normal, origin : (3,) float64
-        Refined plane (unit normal, a point on it).
-    residual : float
-        Median distance (mm) between reflected points and their matches: 0 for a perfectly
-        symmetric shape.
-    """
-    # only the distances up to the trim quantile (and the median) matter: the searches stop
-    # there (np.quantile interpolates between the order statistics at floor(trim * (n - 1))
-    # and the next one, np.median reads those at n // 2 and below)
-    cloud = NearestPoints(points)
-    need_trim = min(len(points), int(np.floor(trim * (len(points) - 1))) + 2)
-    n = normal / np.linalg.norm(normal)
-    o = np.asarray(origin, dtype=np.float64)
-    for _ in range(iterations):
-        d = (points - o) @ n
-        mirrored = points - 2.0 * d[:, None] * n
-        dist, idx = cloud.nearest(mirrored, need_trim, "match")
-        keep = dist <= np.quantile(dist, trim)
-        p, q = points[keep], points[idx[keep]]
-        diff = p - q
-        # the pair differences are parallel to the normal: the principal direction of their
-        # (sign-insensitive) second moment
-        w, v = np.linalg.eigh(diff.T @ diff)
-        new_n = v[:, -1] * np.sign(v[:, -1] @ n)
-        # offset along the normal only (a per-coordinate median would depend on the pose)
-        new_o = o + float(np.median(((p + q) / 2.0 - o) @ new_n)) * new_n
-        converged = np.arccos(np.clip(abs(new_n @ n), -1, 1)) < 1e-4 and abs((new_o - o) @ new_n) < 1e-3
-        n, o = new_n, new_o
-        if converged:
-            break
-    d = (points - o) @ n
-    residual = float(np.median(cloud.nearest(points - 2.0 * d[:, None] * n, len(points) // 2 + 1, "median")[0]))
-    return n, o, residual
 
 
 def _roughness(mesh: trimesh.Trimesh, look: np.ndarray, up: np.ndarray, centre: np.ndarray) -> float:
@@ -154,17 +105,15 @@ def auto_frame(mesh: trimesh.Trimesh, surface: str, front: np.ndarray | None = N
     centre = points.mean(axis=0)
     _, axes = np.linalg.eigh(np.cov((points - centre).T))
     axes = axes.T[::-1]  # principal axes, longest first
-    candidates = []
-    for a in axes:
-        n, o, res = symmetry_plane(points, a, centre)
-        candidates.append((res, n, o))
     if front is not None and up is not None:
         # with both hints the symmetry normal must be near front x up
         hint_x = np.cross(np.asarray(up, float), np.asarray(front, float))
-        candidates.sort(key=lambda c: -abs(c[1] @ hint_x) / np.linalg.norm(hint_x))
+        starts = [hint_x / np.linalg.norm(hint_x)]
     else:
-        candidates.sort(key=lambda c: c[0])
-    residual, normal, origin = candidates[0]
+        starts = list(axes)
+    # the one mid-sagittal plane search (skull2face.geometry.symmetry), on half the samples
+    normal, offset, residual = search_plane(points[:SYMMETRY_POINTS], starts)
+    origin = centre - (centre @ normal - offset) * normal  # the plane's point nearest the centre
     record = {"symmetry_residual_mm": residual, "hints": {"front": None if front is None else list(front),
                                                           "up": None if up is None else list(up)}}
     # the two in-plane principal directions

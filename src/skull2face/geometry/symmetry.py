@@ -1,10 +1,8 @@
 """The mid-sagittal plane of a point cloud: its plane of best mirror symmetry.
 
-Used by landmark detection (`skull2face.anatomy.detect`: the front of the head, in the coarse
-frame). The coarse pose (`skull2face.geometry.pose.auto_frame`) still refines its plane by its
-own iterated mirror matching (`skull2face.geometry.pose.symmetry_plane`): moving it onto
-`search_plane` moved the pinned Arothron landmarks by up to 3 mm (tests/test_pinned.py), so it
-waits for the pins to be re-cut. Both use `NearestPoints` for their tree searches.
+Used by the coarse pose of a mesh in unknown pose (`skull2face.geometry.pose.auto_frame`,
+around each principal axis) and by landmark detection (`skull2face.anatomy.detect`: around
+the coarse frame's x axis). Both use `search_plane`.
 
 A plane is scored by its **trimmed mirror residual**: the points are mirrored across it, and
 the score is the mean distance of the best 60 % of the mirrored points to the cloud (distances

@@ -26,7 +26,6 @@ from typing import Any, Iterable
 import numpy as np
 
 from ..anatomy import names as lm_names
-from ..anatomy.landmark_set import FRAMES as _FRAMES
 from ..anatomy.landmark_set import RAS_FLIP as _RAS_FLIP
 from ..anatomy.landmark_set import LandmarkSet
 from ..errors import InputError

@@ -67,7 +67,6 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import InputError
 from ..training.meta import LEGACY_SETTINGS as _LEGACY  # read by TrainSettings.from_json
 
 DEFAULT_SCHEDULE = "8:2,16:2,32:3,64:4,128:6,256:10"
