@@ -6,6 +6,8 @@
 ``tissue-depth``   `skull2face.methods.tissue_depth`: published tissue thickness over the skull
 ``mean-face``      `skull2face.methods.mean_face`: the mean training face
 ``nearest-skull``  `skull2face.methods.nearest_skull`: the face of the nearest training skull
+``envelope``       `skull2face.methods.envelope`: the skull grown by a constant 6 mm (the
+                   trivial answer every method must beat)
 =================  ==========================================================================
 
 `names` lists them in display order (predict's ``--method`` choices, the demo's runs, the
@@ -94,6 +96,12 @@ def _run_mean(inputs: dict, info: dict) -> DepthMap:
     return mean_face_for(_target_spec(inputs), mean_map, info)
 
 
+def _run_envelope(inputs: dict, info: dict) -> DepthMap:
+    from .envelope import envelope_face
+
+    return envelope_face(inputs["skull_mesh"], _target_spec(inputs), info=info, **inputs.get("options", {}))
+
+
 def _run_nearest(inputs: dict, info: dict) -> DepthMap:
     from .nearest_skull import nearest_skull_face
 
@@ -108,12 +116,15 @@ METHODS: dict[str, Method] = {m.name: m for m in (
     Method("mean-face", "mean training face in the head frame", (), _run_mean, needs_references=True),
     Method("nearest-skull", "face of the training head whose skull map is nearest",
            ("skull_map", "train_pairs"), _run_nearest, needs_references=True),
+    Method("envelope", "the skull grown by a constant 6 mm (union of balls, outer surface): the trivial answer",
+           ("skull_mesh",), _run_envelope),
 )}
 """Every method by name, in display order."""
 
 
 def names() -> tuple[str, ...]:
-    """Every method's name, in display order: ``('skull2face', 'tissue-depth', 'mean-face', 'nearest-skull')``."""
+    """Every method's name, in display order: ``('skull2face', 'tissue-depth', 'mean-face', 'nearest-skull',
+    'envelope')``."""
     return tuple(METHODS)
 
 
