@@ -29,7 +29,7 @@ def main():
 
         summary = run_demo(Path(args.out) / head, dataclasses.replace(base, test_head=head))
         for method, m in summary["rows"].items():
-            rows[f"{head[:8]}/{method}"] = m
+            rows[f"{head}/{method}"] = m
         print(f"\n{head} held out:\n{summary['table']}\nreport: {summary['report']}")
     print("\nall held-out heads (truth -> prediction, area-weighted over the face region):")
     print(metrics_table(rows))
