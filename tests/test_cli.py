@@ -112,3 +112,20 @@ def test_unknown_command_and_missing_action(capsys):
     with pytest.raises(SystemExit) as e:
         main(["dataset"])
     assert e.value.code == 2 and "build" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["dataset", "build", "--n-paired", "-2"], "--n-paired must be >= 0, got -2"),
+    (["extract", "x.nii.gz", "--opening", "-1"], "--opening must be >= 0, got -1"),
+    (["extract", "x.nii.gz", "--smooth", "-3"], "--smooth must be >= 0, got -3"),
+    (["extract", "x.nii.gz", "--target-faces", "0"], "--target-faces must be >= 4, got 0"),
+    (["render", "skull.ply", "--size", "0"], "--size must be >= 8, got 0"),
+    (["depth2mesh", "m.npz", "--max-jump", "-1"], "--max-jump must be > 0, got -1.0"),
+    (["demo", "--workers", "0"], "--workers must be >= 1, got 0"),
+])
+def test_impossible_counts_are_refused_before_any_work(tmp_path, capsys, argv, message):
+    out = tmp_path / "out"
+    rc = main([*argv, "--out", str(out)])
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err and err.count("\n") == 1
+    assert not out.exists()

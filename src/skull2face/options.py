@@ -23,7 +23,8 @@ _NONE_WORDS = ("none", "")
 
 def option(default: Any = dataclasses.MISSING, *, help: str, flag: str | None = None,
            choices: tuple | None = None, metavar: str | None = None, parse: Callable[[str], Any] | None = None,
-           nargs: str | None = None, default_factory: Callable[[], Any] | None = None) -> Any:
+           nargs: str | None = None, default_factory: Callable[[], Any] | None = None,
+           minimum: float | None = None, above: float | None = None) -> Any:
     """A dataclass field that is also a command-line option.
 
     Parameters
@@ -41,8 +42,11 @@ def option(default: Any = dataclasses.MISSING, *, help: str, flag: str | None = 
         Turns the typed text into the value (overrides the type-derived parser).
     default_factory : callable, optional
         As in `dataclasses.field`, for mutable defaults.
+    minimum, above : float, optional
+        The value must be ``>= minimum`` / ``> above`` (checked by `check_options`).
     """
-    meta = {"help": help, "flag": flag, "choices": choices, "metavar": metavar, "parse": parse, "nargs": nargs}
+    meta = {"help": help, "flag": flag, "choices": choices, "metavar": metavar, "parse": parse, "nargs": nargs,
+            "minimum": minimum, "above": above}
     if default_factory is not None:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -172,6 +176,34 @@ def settings_from_args(cls: type, args: argparse.Namespace, *, prefix: str = "")
         elif hasattr(args, dest):
             values[f.name] = getattr(args, dest)
     return cls(**values)
+
+
+def check_options(settings: Any) -> None:
+    """Refuse a settings dataclass whose option values break their declared choices or bounds.
+
+    Call it from ``__post_init__``, so an impossible setting is refused before any work,
+    from the command line (one line, exit status 2) and from Python alike.
+
+    Raises
+    ------
+    ValueError
+        Naming the option as the command line spells it, e.g. ``--n-paired must be >= 0, got -2``.
+    """
+    for f in dataclasses.fields(settings):
+        meta = f.metadata
+        if "help" not in meta:
+            continue
+        value = getattr(settings, f.name)
+        name = _flag(f, "")
+        for v in value if isinstance(value, (list, tuple)) and meta.get("choices") else [value]:
+            if v is None or isinstance(v, bool):
+                continue
+            if meta.get("choices") and v not in meta["choices"]:
+                raise ValueError(f"{name} must be one of {', '.join(map(str, meta['choices']))}, got {v!r}")
+            if meta.get("minimum") is not None and not v >= meta["minimum"]:
+                raise ValueError(f"{name} must be >= {meta['minimum']:g}, got {v}")
+            if meta.get("above") is not None and not v > meta["above"]:
+                raise ValueError(f"{name} must be > {meta['above']:g}, got {v}")
 
 
 def cli_fields(cls: type) -> list[str]:

@@ -17,7 +17,7 @@ import trimesh
 
 from ..errors import InputError
 from ..geometry import pose as pose_mod
-from ..options import option
+from ..options import check_options, option
 from .landmark_set import LandmarkSet
 
 SURFACES = ("skull", "face")
@@ -44,6 +44,9 @@ class PoseSettings:
     front: str | None = option(None, metavar="AXIS", help="where the face looks, in the mesh's coordinates: "
                                                           "+x, -y, ... or 'a,b,c'")
     up: str | None = option(None, metavar="AXIS", help="the top of the head, like --front")
+
+    def __post_init__(self) -> None:
+        check_options(self)
 
 
 def infer_surface(path: str | os.PathLike, surface: str | None) -> str:

@@ -45,7 +45,7 @@ from ..io.atomic import write_json
 from ..io.landmarks import write_landmarks
 from ..anatomy.landmark_set import LandmarkSet
 from ..io.volumes import file_sha256, volume_stem
-from ..options import option
+from ..options import check_options, option
 
 log = logging.getLogger(__name__)
 
@@ -81,21 +81,24 @@ class DatasetSettings:
     seed, workers : int
     """
 
-    n_paired: int = option(100, help="synthetic pairs per CT head")
-    n_skulls: int = option(30, help="unpaired skulls per CT head")
-    n_sfm: int = option(40, help="Surrey Face Model faces")
+    n_paired: int = option(100, minimum=0, help="synthetic pairs per CT head")
+    n_skulls: int = option(30, minimum=0, help="unpaired skulls per CT head")
+    n_sfm: int = option(40, minimum=0, help="Surrey Face Model faces")
     real_faces: bool = option(True, help="include the bundled real MRI/scan faces")
     test_heads: list[str] | None = option(None, flag="--test-head", nargs="*", metavar="NAME",
                                           help="head(s) held out as the test split, by CT file stem (default: "
                                                "headsq when among the CTs)")
-    size: int = option(256, help="map side in pixels")
-    mm_per_px: float = option(1.0, help="pixel pitch in mm")
+    size: int = option(256, minimum=8, help="map side in pixels")
+    mm_per_px: float = option(1.0, above=0, help="pixel pitch in mm")
     z_near: float = DEFAULT_Z_NEAR
     z_far: float = DEFAULT_Z_FAR
-    shape_amplitude: float = option(1.0, help="warp size in population SDs")
+    shape_amplitude: float = option(1.0, minimum=0, help="warp size in population SDs")
     target_faces: int = 120_000
     seed: int = option(0, help="seed of every random draw")
-    workers: int = option(2, help="processes")
+    workers: int = option(2, minimum=1, help="processes")
+
+    def __post_init__(self) -> None:
+        check_options(self)
 
 
 def head_name(path: str | os.PathLike) -> str:

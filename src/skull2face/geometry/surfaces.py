@@ -24,7 +24,7 @@ from scipy import ndimage
 from skimage import measure
 
 from ..errors import InputError
-from ..options import option
+from ..options import check_options, option
 from ..io.volumes import Volume
 
 log = logging.getLogger(__name__)
@@ -63,13 +63,16 @@ class SurfaceSettings:
     bone_threshold: float | None = option(None, help="bone iso-value (default 300 HU)")
     intensity: str = option("hu", choices=("hu", "raw"),
                             help="'raw' for volumes not in HU (uint8 exports, MR): automatic thresholds unless given")
-    opening_voxels: int = option(2, flag="--opening", metavar="VOXELS",
+    opening_voxels: int = option(2, flag="--opening", metavar="VOXELS", minimum=0,
                                  help="opening that cuts the head free of table/holder")
     bone_min_fraction: float = 0.02
     bone_min_mm3: float = 500.0
     skin_only: bool = option(False, help="extract the skin only (MR heads)")
-    smooth_iterations: int = option(0, flag="--smooth", metavar="N", help="Taubin smoothing iterations")
-    target_faces: int | None = option(None, metavar="N", help="decimate each mesh to about N triangles")
+    smooth_iterations: int = option(0, flag="--smooth", metavar="N", minimum=0, help="Taubin smoothing iterations")
+    target_faces: int | None = option(None, metavar="N", minimum=4, help="decimate each mesh to about N triangles")
+
+    def __post_init__(self) -> None:
+        check_options(self)
 
 
 @dataclass

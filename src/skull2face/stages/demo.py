@@ -23,7 +23,7 @@ from pathlib import Path
 from .. import samples
 from ..errors import InputError
 from ..methods import registry
-from ..options import cli_fields, option
+from ..options import check_options, cli_fields, option
 from ..report.tables import metrics_table
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,10 @@ class DemoSettings:
     final_res: int = 128
     batch_size: int = 8
     seed: int = option(0, help="seed of the dataset, the weights and the data order")
-    workers: int = option(2, help="dataset build processes")
+    workers: int = option(2, minimum=1, help="dataset build processes")
+
+    def __post_init__(self) -> None:
+        check_options(self)
 
     @classmethod
     def quick(cls) -> "DemoSettings":

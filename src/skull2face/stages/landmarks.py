@@ -16,7 +16,7 @@ from ..anatomy.locate import (POSES, SURFACES, PoseSettings, coarse_pose, in_ct_
                               locate, summary)
 from ..io.landmarks import read_landmarks, write_landmarks
 from ..io.meshes import load_mesh
-from ..options import nested, option
+from ..options import check_options, nested, option
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +35,9 @@ class LandmarkSettings:
 
     surface: str | None = option(None, choices=SURFACES, help="default: from the file name (skull*, skin*/face*)")
     pose: PoseSettings = nested(PoseSettings, title="coarse pose (before landmarks are known)")
+
+    def __post_init__(self) -> None:
+        check_options(self)
 
 
 def find_landmarks(mesh_path: str | os.PathLike, out_path: str | os.PathLike | None = None,

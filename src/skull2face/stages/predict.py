@@ -41,7 +41,7 @@ from ..io.meshes import MESH_SUFFIXES, load_mesh, save_mesh
 from ..io.volumes import file_sha256, is_volume_path
 from ..anatomy.locate import PoseSettings, locate
 from ..methods import registry
-from ..options import nested, option
+from ..options import check_options, nested, option
 from ..training.meta import ModelMeta
 
 log = logging.getLogger(__name__)
@@ -75,6 +75,9 @@ class PredictSettings:
     size: int = 256
     mm_per_px: float = 1.0
     pose: PoseSettings = nested(PoseSettings, title="coarse pose (before landmarks are known)")
+
+    def __post_init__(self) -> None:
+        check_options(self)
 
 
 def default_model_path() -> Path:

@@ -26,7 +26,7 @@ from ..io.landmarks import read_landmarks, write_landmarks
 from ..io.meshes import load_mesh
 from ..io.volumes import file_sha256
 from ..anatomy.locate import SURFACES, PoseSettings, infer_surface, locate, summary
-from ..options import nested, option
+from ..options import check_options, nested, option
 
 log = logging.getLogger(__name__)
 
@@ -51,14 +51,17 @@ class RenderSettings:
         How the coarse pose is found before landmark detection.
     """
 
-    size: int = option(256, help="map side in pixels")
-    mm_per_px: float = option(1.0, help="pixel pitch in mm")
+    size: int = option(256, minimum=8, help="map side in pixels")
+    mm_per_px: float = option(1.0, above=0, help="pixel pitch in mm")
     z_near: float = DEFAULT_Z_NEAR
     z_far: float = DEFAULT_Z_FAR
     surface: list[str] | None = option(None, choices=SURFACES, help="surface of each mesh (default: from the "
                                                                      "file names)")
     picture: bool = option(True, help="write render.png (the maps with the landmarks drawn)")
     pose: PoseSettings = nested(PoseSettings, title="coarse pose (before landmarks are known)")
+
+    def __post_init__(self) -> None:
+        check_options(self)
 
 
 @dataclass
@@ -71,8 +74,11 @@ class Depth2MeshSettings:
         No triangle spans a depth jump larger than this (mm); None: 5 pixels.
     """
 
-    max_jump_mm: float | None = option(None, flag="--max-jump", metavar="MM",
+    max_jump_mm: float | None = option(None, flag="--max-jump", metavar="MM", above=0,
                                        help="no triangle spans a depth jump larger than this (default 5 pixels)")
+
+    def __post_init__(self) -> None:
+        check_options(self)
 
 
 def render_meshes(mesh_paths: list[str | os.PathLike], out_dir: str | os.PathLike,
