@@ -248,7 +248,7 @@ def test_nearest_skull_picks_the_pair_with_the_same_skull():
 
 
 def test_predict_face_map_dispatches_every_method(sphere_skull):
-    assert set(registry.baseline_names()) == {"tissue-depth", "mean-face", "nearest-skull", "envelope"}
+    assert set(registry.baseline_names()) == {"tissue-depth", "mean-face", "nearest-skull", "envelope", "face-model"}
     skull, landmarks, spec = sphere_skull
     skull_map = render(skull, spec)
     pair_face = _blob(spec, 0.0, 0.0, 60.0, 20.0)
@@ -327,8 +327,8 @@ def test_tissue_depth_on_a_real_ct_is_a_closed_face_near_the_skin(headsq_tissue_
 
 
 def test_registry_lists_every_method_once_and_imports_light():
-    assert registry.names() == ("skull2face", "tissue-depth", "mean-face", "nearest-skull", "envelope")
-    assert registry.baseline_names() == ("tissue-depth", "mean-face", "nearest-skull", "envelope")
+    assert registry.names() == ("skull2face", "tissue-depth", "mean-face", "nearest-skull", "envelope", "face-model")
+    assert registry.baseline_names() == ("tissue-depth", "mean-face", "nearest-skull", "envelope", "face-model")
     assert [n for n, m in registry.METHODS.items() if m.needs_model] == ["skull2face"]
     assert [n for n, m in registry.METHODS.items() if m.needs_references] == ["mean-face", "nearest-skull"]
     assert all(m.summary and m.name == n for n, m in registry.METHODS.items())

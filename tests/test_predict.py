@@ -69,9 +69,9 @@ def test_default_model_predicts_after_install(tmp_path):
 def test_demo_quick_end_to_end(tmp_path, capsys):
     assert main(["-q", "demo", "--quick", "--out", str(tmp_path / "demo")]) == 0
     out = capsys.readouterr().out
-    for method in ("skull2face", "tissue-depth", "mean-face", "nearest-skull", "envelope"):
+    for method in ("skull2face", "tissue-depth", "mean-face", "nearest-skull", "envelope", "face-model"):
         assert method in out
     summary = json.loads((tmp_path / "demo" / "demo.json").read_text())
     page = (tmp_path / "demo" / "report" / "report.html").read_text()
     assert "investigative lead" in page and "data:image/png;base64," in page
-    assert set(summary["rows"]) == {"skull2face", "tissue-depth", "mean-face", "nearest-skull", "envelope"}
+    assert set(summary["rows"]) == {"skull2face", "tissue-depth", "mean-face", "nearest-skull", "envelope", "face-model"}

@@ -5,5 +5,7 @@
 ``nose``            its rule-based nose (aperture width, schematic nose)
 ``mean_face``       the mean training face
 ``nearest_skull``   the face of the nearest training skull
+``envelope``        the skull grown by a constant 6 mm
+``face_model``      the ICT-FaceKit head model fitted to the skull (`skull2face.statistics`)
 ``references``      training reference maps and resampling onto a target's render spec
 """

@@ -8,6 +8,8 @@
 ``nearest-skull``  `skull2face.methods.nearest_skull`: the face of the nearest training skull
 ``envelope``       `skull2face.methods.envelope`: the skull grown by a constant 6 mm (the
                    trivial answer every method must beat)
+``face-model``     `skull2face.methods.face_model`: the ICT-FaceKit head model fitted to the
+                   skull's L_A landmark targets and its 6 mm envelope
 =================  ==========================================================================
 
 `names` lists them in display order (predict's ``--method`` choices, the demo's runs, the
@@ -102,6 +104,13 @@ def _run_envelope(inputs: dict, info: dict) -> DepthMap:
     return envelope_face(inputs["skull_mesh"], _target_spec(inputs), info=info, **inputs.get("options", {}))
 
 
+def _run_face_model(inputs: dict, info: dict) -> DepthMap:
+    from .face_model import face_model_face
+
+    return face_model_face(inputs["skull_mesh"], inputs["skull_landmarks"], _target_spec(inputs), info=info,
+                           **inputs.get("options", {}))
+
+
 def _run_nearest(inputs: dict, info: dict) -> DepthMap:
     from .nearest_skull import nearest_skull_face
 
@@ -118,13 +127,15 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            ("skull_map", "train_pairs"), _run_nearest, needs_references=True),
     Method("envelope", "the skull grown by a constant 6 mm (union of balls, outer surface): the trivial answer",
            ("skull_mesh",), _run_envelope),
+    Method("face-model", "the ICT-FaceKit head model fitted to the skull's landmark targets and its 6 mm envelope",
+           ("skull_mesh", "skull_landmarks"), _run_face_model),
 )}
 """Every method by name, in display order."""
 
 
 def names() -> tuple[str, ...]:
     """Every method's name, in display order: ``('skull2face', 'tissue-depth', 'mean-face', 'nearest-skull',
-    'envelope')``."""
+    'envelope', 'face-model')``."""
     return tuple(METHODS)
 
 

@@ -1,0 +1,284 @@
+"""A statistical head model (ICT-FaceKit) fitted to a skull: pose, identity and the targets.
+
+The bundled model (``data/models/ict_facekit_head.npz``, made by
+``benchmarks/make_ict_subset.py``; see ``data/README.md``) is the ICT-FaceKit head (Li et al.,
+CVPR 2020; MIT licence): a neutral head and its first K identity modes, in mm, in the model's
+own axes (+x the subject's left, +y up, +z out of the face: the head frame's axes). A head is
+``neutral + sum_k w_k modes[k]`` with ``w_k ~ N(0, 1)`` (each mode is about +1 SD).
+
+`load_head_model`
+    The bundled model as a `HeadModel` (vertices, modes, triangles, iBUG and Table 2 ids).
+`landmark_targets`
+    Where the skin landmarks should lie: each skull landmark of the paper's Table 1 moved out
+    along the bone's outward normal by its published mean thickness (the L_A targets), with the
+    published SD.
+`fit_head_model`
+    The rigid pose (no scale: the modes carry size) and the coefficients that bring the
+    model's landmarks to those targets and its face onto a surface (the 6 mm envelope of the
+    skull) without entering it, by alternating Procrustes and a ridge-regularised linear solve.
+
+Coordinates are those of the skull given (input coordinates), mm. numpy, scipy and libigl only.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..anatomy.landmark_set import points_of
+from ..anatomy.names import BONE_TO_SKIN
+from ..anatomy.tissue import thickness_for
+from ..geometry.frame import apply, rigid_fit
+from ..geometry.normals import outward_normals_at
+
+MODEL_FILE = "models/ict_facekit_head.npz"
+"""The bundled model, relative to the package's ``data`` folder."""
+
+# The dense term. The envelope is the skull grown by 6 mm, about the thinnest tissue over the
+# face (forehead, nasion, Hona & Stephan 2024: 5.5-6 mm); where the tissue is thicker (cheeks,
+# lips, nose: 10-26 mm in the same table) the skin lies outside it. So a model point inside the
+# envelope is always wrong (full weight: a hinge), and one outside is pulled in only gently,
+# with a Huber weight, and not at all beyond DENSE_TRIM_MM (nose, lips, a skull cut short).
+DENSE_SD_MM = 2.0
+"""Noise of one dense residual, mm (about the envelope's own error: voxel 2 mm, tissue 5-7 mm)."""
+DENSE_OUTSIDE_SHARE = 0.25
+"""Weight of a point outside the envelope relative to one inside (chosen: the skin may lie
+outside, never inside)."""
+DENSE_HUBER_MM = 2.0
+"""Huber threshold of the outside pull, mm."""
+DENSE_TRIM_MM = 10.0
+"""Points farther than this outside the envelope do not pull, mm (the nose tip, the lips)."""
+DENSE_EFFECTIVE_POINTS = 200.0
+"""The dense residuals of neighbouring vertices are strongly correlated: together they count as
+this many independent ones (the face part has ~9400 vertices, ~1 per 5 mm^2; ~200 patches of
+~1 cm^2 are roughly independent)."""
+DENSE_STEP = 3
+"""Every DENSE_STEP-th face vertex takes part in the dense term (speed)."""
+PRIOR_WEIGHT = 1.0
+"""Weight of ``|w|^2``: the Gaussian prior of the modes (each ~1 SD), residuals in SD units."""
+ITERATIONS = 12
+"""Alternations of (a) pose and (b) coefficients."""
+
+
+@dataclass(frozen=True)
+class HeadModel:
+    """A linear head model in mm.
+
+    Parameters
+    ----------
+    neutral : numpy.ndarray, shape (n, 3), float64, mm
+    modes : numpy.ndarray, shape (K, n, 3), float64, mm
+        Identity modes (each about +1 SD).
+    faces : numpy.ndarray, shape (m, 3), int64
+        Triangles, outward-facing.
+    face_region : numpy.ndarray, shape (n,), bool
+        The face part (forehead to chin, ear to ear; not the added caps over the eyes and the
+        mouth, not the back of the head and the neck).
+    ibug : numpy.ndarray, shape (68,), int64
+        Vertex ids of the 68 iBUG (Multi-PIE) points.
+    soft : dict of str to int
+        Vertex ids of the paper's Table 2 soft-tissue landmarks (``"n"``, ``"zy'_L"``, ...).
+    """
+
+    neutral: np.ndarray
+    modes: np.ndarray
+    faces: np.ndarray
+    face_region: np.ndarray
+    ibug: np.ndarray
+    soft: dict[str, int] = field(default_factory=dict)
+
+    def instance(self, w: Any = None) -> np.ndarray:
+        """The vertices ``neutral + sum_k w_k modes[k]``, shape (n, 3), mm (``w`` may be shorter
+        than K; None gives the neutral)."""
+        if w is None:
+            return self.neutral.copy()
+        w = np.asarray(w, dtype=np.float64).reshape(-1)
+        return self.neutral + np.tensordot(w, self.modes[: len(w)], axes=1)
+
+
+@functools.lru_cache(maxsize=2)
+def load_head_model(path: str | None = None) -> HeadModel:
+    """The bundled ICT-FaceKit head model (or a file of the same layout).
+
+    Parameters
+    ----------
+    path : str, optional
+        An ``.npz`` as written by ``benchmarks/make_ict_subset.py``; None: the bundled one.
+
+    Returns
+    -------
+    HeadModel
+        Shared (cached): do not modify its arrays.
+    """
+    from ..samples import data_dir
+
+    d = np.load(str(data_dir() / MODEL_FILE) if path is None else path)
+    soft = {str(k): int(i) for k, i in zip(d["soft_names"], d["soft_ids"])}
+    return HeadModel(neutral=d["neutral"].astype(np.float64), modes=d["modes"].astype(np.float64),
+                     faces=d["faces"].astype(np.int64), face_region=d["face_region"].astype(bool),
+                     ibug=d["landmarks_multipie68"].astype(np.int64), soft=soft)
+
+
+def landmark_targets(skull_vertices: Any, skull_faces: Any, skull_landmarks: Any,
+                     centre: Any) -> dict[str, tuple[np.ndarray, float]]:
+    """The L_A targets: where each paired skin landmark should lie, with its SD.
+
+    For every skull landmark with a skin partner (`skull2face.anatomy.names.BONE_TO_SKIN`:
+    G->g', N->n, Ns->sn, Pog->pog', Gn->gn', Zy->zy', Go->go') and a published thickness
+    (`skull2face.anatomy.tissue.thickness_for`, Hona & Stephan 2024): the landmark moved out
+    along the outward bone normal (`skull2face.geometry.normals.outward_normals_at`) by the
+    mean thickness.
+
+    Parameters
+    ----------
+    skull_vertices : array_like, shape (n, 3), mm
+    skull_faces : array_like, shape (m, 3), int
+    skull_landmarks : mapping of str to array_like (3,), or LandmarkSet
+        Skull landmarks in the vertices' coordinates; absent or NaN ones are skipped.
+    centre : array_like, shape (3,), mm
+        A point inside the head in the same coordinates (normals turn away from it).
+
+    Returns
+    -------
+    dict of str to (numpy.ndarray (3,), float)
+        Skin landmark name -> (target point, mm; SD of the thickness, mm).
+    """
+    pts = points_of(skull_landmarks)
+    names = [b for b in BONE_TO_SKIN if b in pts and np.all(np.isfinite(pts[b]))]
+    if not names:
+        return {}
+    p = np.array([pts[b] for b in names], dtype=np.float64)
+    n = outward_normals_at(p, skull_vertices, skull_faces, centre)
+    out = {}
+    for b, s, nb in zip(names, p, n):
+        row = thickness_for(b)
+        out[BONE_TO_SKIN[b]] = (s + row.mean_mm * nb, float(row.sd_mm))
+    return out
+
+
+def _dense_pairs(points: np.ndarray, tree: Any, surface_v: np.ndarray,
+                 surface_vn: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Nearest surface vertices, their normals and the signed distances along them (+ outside).
+
+    The surface's vertices are dense (marching cubes: about one per voxel), and the residual
+    is measured along the normal (point-to-plane), so the nearest vertex stands in for the
+    closest point."""
+    _, i = tree.query(points)
+    closest, normals = surface_v[i], surface_vn[i]
+    signed = np.einsum("ij,ij->i", points - closest, normals)
+    return closest, normals, signed
+
+
+def _dense_weights(signed: np.ndarray) -> np.ndarray:
+    """Per-point weights of the dense term (see the constants above), before normalisation."""
+    out = np.ones_like(signed)
+    outside = signed > 0
+    a = np.abs(signed[outside])
+    out[outside] = DENSE_OUTSIDE_SHARE * np.where(a <= DENSE_HUBER_MM, 1.0, DENSE_HUBER_MM / np.maximum(a, 1e-12))
+    out[signed > DENSE_TRIM_MM] = 0.0
+    return out
+
+
+def fit_head_model(model: HeadModel, targets: Mapping[str, tuple[Any, float]], surface: Any = None,
+                   initial_pose: Any = None, n_modes: int | None = None, iterations: int = ITERATIONS,
+                   info: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Fit pose and identity of the model to landmark targets and (optionally) a surface.
+
+    Minimises, over a rigid ``T`` (rotation and translation, never scale) and ``w``::
+
+        sum_l |T(x_l(w)) - y_l|^2 / sd_l^2                        (landmarks)
+      + sum_i c_i (n_i . (T(x_i(w)) - q_i))^2 / DENSE_SD_MM^2    (dense, face part, point-to-plane)
+      + PRIOR_WEIGHT |w|^2
+
+    where ``x(w) = neutral + sum_k w_k modes[k]``, ``q_i`` is the nearest vertex of ``surface``
+    and ``n_i`` its outward normal, ``c_i`` the weights of `_dense_weights` scaled so that they
+    sum to `DENSE_EFFECTIVE_POINTS` times their mean. Alternates (a) a weighted Procrustes
+    (`skull2face.geometry.frame.rigid_fit`) of the model points to their targets and (b) the
+    linear least-squares solve for ``w`` at that pose.
+
+    Parameters
+    ----------
+    model : HeadModel
+    targets : mapping of str to (array_like (3,), float)
+        Soft landmark name (a key of ``model.soft``) -> (target point, mm; SD, mm > 0); at
+        least three, not on one line.
+    surface : trimesh.Trimesh, optional
+        The surface the face part should lie on or outside of (e.g. the skull's envelope),
+        outward-facing triangles, vertices about as dense as the model's (~1-2 mm apart),
+        same coordinates as the targets.
+    initial_pose : array_like (4, 4), optional
+        Model -> target rigid transform to start from; default: Procrustes of the neutral's
+        landmarks to the targets.
+    n_modes : int, optional
+        Use only the first modes; default all.
+    iterations : int
+        Alternations.
+    info : dict, optional
+        Filled with the fit's record (landmark residuals in mm, |w|, rotation from the start).
+
+    Returns
+    -------
+    pose : numpy.ndarray, shape (4, 4)
+        Model -> target coordinates (rigid).
+    w : numpy.ndarray, shape (K,)
+        Mode coefficients (SD units).
+    """
+    names = [k for k in targets if k in model.soft]
+    if len(names) < 3:
+        raise ValueError(f"fit_head_model needs at least 3 landmark targets, got {names}")
+    ids = np.array([model.soft[k] for k in names])
+    y = np.array([np.asarray(targets[k][0], dtype=np.float64) for k in names])
+    wl = np.array([1.0 / float(targets[k][1]) ** 2 for k in names])
+    K = model.modes.shape[0] if n_modes is None else int(n_modes)
+    modes = model.modes[:K]
+    w = np.zeros(K)
+    pose = rigid_fit(model.neutral[ids], y, wl) if initial_pose is None else np.asarray(initial_pose, float)
+    start = pose.copy()
+    dense = np.flatnonzero(model.face_region)[::DENSE_STEP]
+    if surface is not None:
+        from scipy.spatial import cKDTree
+
+        sv = np.asarray(surface.vertices, dtype=np.float64)
+        svn = np.asarray(surface.vertex_normals, dtype=np.float64)
+        tree = cKDTree(sv)
+    for _ in range(max(int(iterations), 1)):
+        x = model.neutral + np.tensordot(w, modes, axes=1)
+        src, dst, wts = [x[ids]], [y], [wl]
+        if surface is not None:
+            q, nq, signed = _dense_pairs(apply(pose, x[dense]), tree, sv, svn)
+            c = _dense_weights(signed)
+            c *= DENSE_EFFECTIVE_POINTS / max(c.sum(), 1e-12)
+            src.append(x[dense])
+            dst.append(q)
+            wts.append(c / DENSE_SD_MM ** 2)
+        # (a) pose: weighted Procrustes of the current model points onto their targets
+        pose = rigid_fit(np.concatenate(src), np.concatenate(dst), np.concatenate(wts))
+        # (b) coefficients at that pose, in model coordinates: targets pulled back by the pose
+        r, t = pose[:3, :3], pose[:3, 3]
+        y_m = (y - t) @ r  # R^T (y - t)
+        rows = [(modes[:, ids].transpose(1, 2, 0).reshape(-1, K) * np.repeat(np.sqrt(wl), 3)[:, None])]
+        rhs = [((y_m - model.neutral[ids]) * np.sqrt(wl)[:, None]).reshape(-1)]
+        if surface is not None:
+            q_m = (q - t) @ r
+            n_m = nq @ r
+            sw = np.sqrt(c) / DENSE_SD_MM
+            rows.append(np.einsum("kpd,pd->pk", modes[:, dense], n_m) * sw[:, None])
+            rhs.append(np.einsum("pd,pd->p", q_m - model.neutral[dense], n_m) * sw)
+        a = np.concatenate(rows)
+        b = np.concatenate(rhs)
+        w = np.linalg.solve(a.T @ a + PRIOR_WEIGHT * np.eye(K), a.T @ b)
+    if info is not None:
+        x = model.instance(w)
+        res = np.linalg.norm(apply(pose, x[ids]) - y, axis=1)
+        cosang = (np.trace(start[:3, :3].T @ pose[:3, :3]) - 1.0) / 2.0
+        info.update({"landmark_residual_mm": {k: round(float(e), 2) for k, e in zip(names, res)},
+                     "w_norm": round(float(np.linalg.norm(w)), 3), "n_modes": K,
+                     "rotation_from_start_deg": round(float(np.degrees(np.arccos(np.clip(cosang, -1, 1)))), 2)})
+    return pose, w
+
+
+__all__ = ["HeadModel", "landmark_targets", "fit_head_model", "load_head_model"]
