@@ -313,3 +313,18 @@ def test_rays_grazing_vertical_walls():
     assert dm.mask[(np.abs(x) < 9.5) & (np.abs(y) < 9.5)].all()
     assert not dm.mask[~on_or_inside].any()
     np.testing.assert_array_equal(dm.height[dm.mask], 7.0)
+
+
+def test_block_mean_over_valid_pixels():
+    from skull2face.geometry.resample import block_mean
+
+    v = np.array([[1.0, 3.0, 5.0, np.nan],
+                  [5.0, 7.0, 7.0, np.nan],
+                  [2.0, 2.0, 9.0, 9.0],
+                  [np.nan, np.nan, 9.0, 9.0]])
+    mean, valid = block_mean(v, np.isfinite(v), (2, 2))
+    # 4 valid -> 4.0; 2 of 4 valid (not more than half) -> invalid, mean 6.0; 2 of 4 -> invalid; 4 -> 9
+    np.testing.assert_array_equal(mean, [[4.0, 6.0], [2.0, 9.0]])
+    np.testing.assert_array_equal(valid, [[True, False], [False, True]])
+    with pytest.raises(ValueError, match="does not divide"):
+        block_mean(v, np.isfinite(v), (3, 3))

@@ -74,7 +74,8 @@ class Command:
         ``"module:Class"`` of its settings dataclass (its documented fields are the options).
     inputs : tuple of Arg
     echo : str or None
-        ``"module:function"`` turning the stage's return value into the lines printed.
+        ``"module:function"`` turning the stage's return value into the lines printed; None
+        prints a returned string as it is.
     description : str
         Shown by ``skull2face NAME --help``.
     """
@@ -186,12 +187,8 @@ COMMANDS: tuple[Command, ...] = (
             "the held-out face with skull2face and every baseline, evaluate them against its real skin, write an "
             "HTML report and print the table."),
     Command("samples", "list the bundled real data and where it is",
-            "skull2face.samples:listing", None, (), "skull2face.cli:_same"),
+            "skull2face.samples:listing", None, ()),
 )
-
-
-def _same(text: str) -> str:
-    return text
 
 
 def _load(ref: str) -> Any:
@@ -280,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
 
         try:
             settings = settings_from_args(_load(cmd.settings), args)
-        except (ValueError, TypeError) as exc:  # an impossible setting, refused by the dataclass
+        except ValueError as exc:  # an impossible setting, refused by the dataclass
             print(f"skull2face {cmd.name}: error: {exc}", file=sys.stderr)
             return 2
     kwargs = {a.dest: getattr(args, a.dest) for a in cmd.inputs}
@@ -294,11 +291,10 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("skull2face: interrupted", file=sys.stderr)
         return 130
-    if cmd.echo:
-        text = _load(cmd.echo)(result)
-        try:
-            if text:
-                print(text)
-        except BrokenPipeError:  # `skull2face samples | head`
-            pass
+    text = _load(cmd.echo)(result) if cmd.echo else result if isinstance(result, str) else ""
+    try:
+        if text:
+            print(text)
+    except BrokenPipeError:  # `skull2face samples | head`
+        pass
     return 0

@@ -55,6 +55,7 @@ import numpy as np
 from ..errors import InputError, finite_number
 from ..geometry import codec
 from ..geometry.depthmap import RenderSpec, load_depthmap, normalise
+from ..geometry.resample import block_mean
 
 FORMAT = "skull2face-dataset"
 VERSION = 1
@@ -442,14 +443,9 @@ def downsample_map(
         raise ValueError(f"block {factor} does not divide the map size {(h, w)}")
     if (fh, fw) == (1, 1):
         return values.astype(np.float32), mask.astype(np.float32)
-    m = mask.astype(np.float64).reshape(*lead, h // fh, fh, w // fw, fw)
     # Average the linear depth u = v ** (1 / k), which is proportional to millimetres: the mean
     # of the powered values would bias every block towards its highest pixel.
-    u = codec.to_linear(values.astype(np.float64), k).reshape(m.shape)
-    count = m.sum(axis=(-3, -1))
-    frac = count / (fh * fw)
-    mean_u = (u * m).sum(axis=(-3, -1)) / np.maximum(count, 1.0)
-    valid = frac > 0.5
+    mean_u, valid = block_mean(codec.to_linear(values.astype(np.float64), k), mask > 0.5, factor)
     return np.where(valid, codec.from_linear(mean_u, k), 0.0).astype(np.float32), valid.astype(np.float32)
 
 

@@ -4,6 +4,7 @@
 ``frame``         the head frame (+x subject's left, +y up, +z anterior, origin at nasion)
 ``depthmap``      orthographic depth maps with their render spec, and back to meshes
 ``codec``         depth^k normalisation and the residual decode (numpy and torch alike)
+``resample``      a map at a coarser resolution (block means over the valid pixels)
 ``pose``          coarse pose of a mesh before its landmarks are known
 ``symmetry``      the mid-sagittal symmetry plane
 ``lids``          flat scan cuts ("lids") where a scan ends

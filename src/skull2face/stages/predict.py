@@ -3,16 +3,11 @@
 Steps: read the input (a head CT is extracted first and its skin kept as the truth), locate
 the skull landmarks (given ones win), place the head frame, render the skull depth map, turn
 it into a face depth map with the chosen method, and mesh that map back into the input's
-coordinates. The methods are those of `skull2face.methods.registry`:
-
-``skull2face``     the trained generator (a model file from ``skull2face train``; by default
-                   the small model bundled with the package), run by `generator_face`;
-``tissue-depth``   the classic American method automated (`skull2face.methods.tissue_depth`);
-``mean-face``      the mean training face in the head frame;
-``nearest-skull``  the face of the training pair whose skull is nearest.
-
-The last two need training maps: a dataset folder (``data``) or the references stored in a
-model bundle (`make_bundle`).
+coordinates. The methods are those of `skull2face.methods.registry`. The ``skull2face`` method
+runs the trained generator (a model file from ``skull2face train``; by default the small model
+bundled with the package) through `generator_face`; the methods that need reference maps of
+training heads (``mean-face``, ``nearest-skull``) take them from a dataset folder (``data``) or
+from the references stored in a model bundle (`make_bundle`).
 
 Outputs: ``face.ply``, ``face.stl``, ``face.obj`` (mm, input coordinates), ``face_map.*`` and
 ``skull_map.*`` (depth maps with their render spec), ``skull_landmarks.json``, ``predict.png``
@@ -35,6 +30,7 @@ from ..errors import InputError
 from ..geometry import codec
 from ..geometry.depthmap import HEAD_MAP_CENTRE, DepthMap, RenderSpec, depth_to_mesh, render, save_depthmap
 from ..geometry.frame import head_frame
+from ..geometry.resample import block_mean
 from ..io.atomic import write_json
 from ..io.landmarks import read_landmarks, write_landmarks
 from ..io.meshes import MESH_SUFFIXES, load_mesh, save_mesh
@@ -113,20 +109,19 @@ def load_model(settings: PredictSettings):
     """
     import torch
 
-    from ..training.checkpoints import load_generator
+    from ..training.checkpoints import generator_from, load_checkpoint, run_checkpoint
 
     path = Path(settings.model) if settings.model else default_model_path()
     if not path.exists():
         if settings.method == "skull2face" or not settings.data:
             raise InputError(path, "model not found: train one with `skull2face train` or pass --model")
         return None, {}, None
-    g, meta = load_generator(path)
-    refs = None
-    if path.is_file():
-        payload = torch.load(path, map_location="cpu", weights_only=True)
-        refs = payload.get("references")
-        if refs is not None:
-            refs = {k: (v.float().numpy() if isinstance(v, torch.Tensor) else v) for k, v in refs.items()}
+    file = run_checkpoint(path) if path.is_dir() else path
+    ck = load_checkpoint(file)  # read once: the generator, its meta and a bundle's references
+    g, meta = generator_from(ck, file)
+    refs = ck.get("references") if path.is_file() else None
+    if refs is not None:
+        refs = {k: (v.float().numpy() if isinstance(v, torch.Tensor) else v) for k, v in refs.items()}
     return g, meta, refs
 
 
@@ -177,16 +172,12 @@ def block_mean_mm(height: np.ndarray, res: int) -> np.ndarray:
     """Downsample a height map (H, W) float32 mm, NaN off-surface, to (res, res): the mean of
     each block's valid pixels where more than half are valid, else NaN (as the training data)."""
     h, w = height.shape
-    fh, fw = h // res, w // res
-    if fh * res != h or fw * res != w:
+    if h % res or w % res:
         raise ValueError(f"map size {(h, w)} is not a multiple of {res}")
-    if fh == fw == 1:
+    if h == w == res:
         return height.astype(np.float32)
-    blocks = height.reshape(res, fh, res, fw)
-    valid = np.isfinite(blocks)
-    count = valid.sum(axis=(1, 3))
-    mean = np.where(valid, blocks, 0.0).sum(axis=(1, 3)) / np.maximum(count, 1)
-    return np.where(count > fh * fw / 2, mean, np.nan).astype(np.float32)
+    mean, valid = block_mean(height, np.isfinite(height), (h // res, w // res))
+    return np.where(valid, mean, np.nan).astype(np.float32)
 
 
 def _spec_for(settings: PredictSettings, grid: dict, frame: np.ndarray, sha: str) -> RenderSpec:
@@ -270,9 +261,7 @@ def predict(input_path: str | os.PathLike, out_dir: str | os.PathLike, settings:
     dict
         The record written to ``predict.json`` (paths are relative to ``out_dir``).
     """
-    settings = settings or PredictSettings()
-    if settings.method not in registry.METHODS:
-        raise InputError(None, f"unknown method {settings.method!r}; use one of {', '.join(registry.names())}")
+    settings = settings or PredictSettings()  # its method is one of the registry's (check_options)
     method = registry.METHODS[settings.method]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -255,7 +255,14 @@ def load_generator(path_or_run: str | os.PathLike,
         p = run_checkpoint(p)
     if not p.is_file():
         raise InputError(p, "generator file not found")
-    ck = load_checkpoint(p)
+    g, meta = generator_from(load_checkpoint(p), p)
+    return g.to(device).eval(), meta
+
+
+def generator_from(ck: dict[str, Any], p: Path) -> tuple[UNetGenerator, ModelMeta]:
+    """The generator and meta of an already loaded checkpoint or export (``ck``, read from
+    file ``p``, which errors name); see `load_generator`. The generator is on the CPU, in eval
+    mode."""
     if ck["format"] == EXPORT_FORMAT:
         state, meta = ck["state_dict"], dict(ck["meta"])
     else:
@@ -269,7 +276,7 @@ def load_generator(path_or_run: str | os.PathLike,
         g.load_state_dict(state)
     except RuntimeError as exc:
         raise InputError(p, f"generator weights do not fit its recorded architecture: {exc}") from None
-    return g.to(device).eval(), meta
+    return g.eval(), meta
 
 
 __all__ = [
@@ -280,6 +287,7 @@ __all__ = [
     "RESIDUAL_ONLY",
     "append_metrics",
     "export_generator",
+    "generator_from",
     "jsonable_row",
     "load_checkpoint",
     "load_generator",
