@@ -74,24 +74,29 @@ def test_fit_needs_three_landmarks():
         fit_head_model(m, {"n": (np.zeros(3), 1.0), "sn": (np.ones(3), 1.0)})
 
 
-def test_fitted_face_on_the_real_ct_lies_outside_the_skull(real_ct_surfaces):
+@pytest.mark.parametrize("head", ["headsq", "cranium"])
+def test_fitted_face_on_the_real_cts(real_ct_surfaces, head):
+    """On both real heads (the default dense term without a prior: filled skull + 6 mm as a lower
+    bound): the skin lies in front of the bone, about as far as the true skin; L_A is small;
+    the orbits are covered (closed eyes, no holes over them); the fit is fast."""
     from skull2face.anatomy.detect import detect_landmarks
     from skull2face.geometry.depthmap import RenderSpec, render
     from skull2face.geometry.frame import head_frame
     from skull2face.geometry.pose import lps_frame
 
-    _, surf = real_ct_surfaces["headsq"]
+    _, surf = real_ct_surfaces[head]
     lms = detect_landmarks(surf.skull, "skull", lps_frame(surf.skull))
-    spec = RenderSpec(size=(128, 128), mm_per_px=2.0, frame=head_frame(lms.points, "skull").matrix)
+    spec = RenderSpec(size=(128, 128), mm_per_px=2.0, frame=head_frame(lms.points, "skull").matrix,
+                      centre=(0.0, -40.0))
     info = {}
     face = registry.predict_face_map("face-model", spec=spec, skull_mesh=surf.skull, skull_landmarks=lms.points,
                                      info=info)
     skull = render(surf.skull, spec)
     both = face.mask & skull.mask
-    assert both.sum() > 1500 and info["method"] == "face-model"
+    assert both.sum() > 1500 and info["method"] == "face-model" and info["dense"] == "map"
     gap = face.height[both] - skull.height[both]
     # the skin lies in front of the bone seen from the front: all but a sliver (<= 2 % of the
-    # pixels, where the model's cheek meets a steep bone edge) by more than 2 mm
+    # pixels, where the model's cheek meets a steep bone edge)
     assert np.mean(gap > 0.0) > 0.98 and np.mean(gap > 2.0) > 0.95, np.percentile(gap, [1, 2, 5])
     # and about as far in front of it as the true skin is (the same pixels)
     truth = render(surf.skin, spec)
@@ -99,4 +104,93 @@ def test_fitted_face_on_the_real_ct_lies_outside_the_skull(real_ct_surfaces):
     true_gap = np.median(truth.height[common] - skull.height[common])
     assert abs(np.median(face.height[common] - skull.height[common]) - true_gap) < 3.0, true_gap
     assert set(info["targets"]) >= {"n", "g'", "sn", "zy'_L", "zy'_R"}
-    assert info["fit"]["landmark_residual_mm"]["g'"] < 5.0
+    # L_A on the fit (measured 2026-11-30 on headsq: g' 0.8, n 4.7, gn' 1.8, pog' 9.1, sn 9.5, zy and go 5.9-13.4 mm,
+    # where the dense term and the model's shape outweigh the wide published SDs of zy and go)
+    res = info["fit"]["landmark_residual_mm"]
+    midline = [res[k] for k in ("g'", "n", "sn", "pog'", "gn'") if k in res]
+    assert len(midline) >= 3 and max(midline) < 10.0 and max(res.values()) < 15.0, res
+    # the orbits are covered: a 24 x 16 mm box around each orbit's centre (between nasion and
+    # the zygion, at nasion height - 12 mm) is face, no hole
+    n = apply(spec.frame, np.asarray(lms.points["N"])[None])[0]
+    for side in (-1.0, 1.0):
+        centre = n + np.array([side * 33.0, -12.0, 0.0])
+        r, c = spec.head_to_pixel(centre)
+        box = face.mask[int(r) - 4:int(r) + 5, int(c) - 6:int(c) + 7]
+        assert box.all(), (side, box.mean())
+    assert info["time_s"]["fit"] > 0  # its speed: benchmarks/predict_speed.py
+
+
+def test_fit_recovers_a_face_over_a_pseudo_skull_with_a_known_thickness():
+    """A face (a model instance) over a pseudo-skull made by moving it inwards by a known
+    thickness field; its own measured thickness prior: the fit finds the face again."""
+    import trimesh
+
+    from skull2face.geometry.depthmap import RenderSpec, render
+    from skull2face.statistics.skull_fit import fitted_face
+    from skull2face.statistics.thickness_prior import build_prior
+
+    m = load_head_model()
+    rng = np.random.default_rng(3)
+    w_true = rng.normal(0.0, 0.8, 20)
+    x = m.instance(w_true)
+    face = trimesh.Trimesh(x, m.faces, process=False)
+    # the thickness field: the published means (Hona & Stephan 2024) at the paired landmarks,
+    # Shepard-interpolated over the head (mm); the pseudo-skull lies that far inside the face
+    from skull2face.anatomy.names import BONE_TO_SKIN
+    from skull2face.anatomy.tissue import thickness_for
+    from skull2face.geometry.interpolate import shepard
+
+    skin_to_bone = {s: b for b, s in BONE_TO_SKIN.items()}
+    pairs = {skin_to_bone[s]: vid for s, vid in m.soft.items() if s in skin_to_bone}
+    t = shepard(x, x[list(pairs.values())], [thickness_for(b).mean_mm for b in pairs], softening_mm=5.0)
+    skull = trimesh.Trimesh(x - t[:, None] * face.vertex_normals, m.faces, process=False)
+    lms = {b: skull.vertices[vid] for b, vid in pairs.items()}
+    spec = RenderSpec(size=(128, 128), mm_per_px=2.0, centre=(0.0, -40.0))
+    truth = render(face, spec)
+    skull_map = render(skull, spec)
+    prior = build_prior([("self", skull_map.height, truth.height, lms)], spec)
+    info = {}
+    fit = fitted_face(skull, lms, spec, prior=prior, skull_map=skull_map, info=info)
+    assert info["dense"] == "prior"
+    # scored over the model's face part (forehead to chin, ear to ear) seen from the front
+    keep = m.face_region[m.faces].all(axis=1)
+    region = render(trimesh.Trimesh(x, m.faces[keep], process=False), spec).mask & truth.mask & (prior.n_heads > 0)
+    assert region.sum() > 4000
+
+    def rmse(fm):
+        e = (fm.height - truth.height)[region & fm.mask]
+        return float(np.sqrt(np.mean(e ** 2)))
+
+    # Measured 2026-11-30: 4.70 mm with the prior, 7.66 with the 6 mm bound, 8.13 with the
+    # landmarks alone. The prior's target itself is 1.9 mm from the face (smoothing, the
+    # closing over the concavities); the rest is the model's Gaussian prior and the dense term's
+    # weight (`DENSE_EFFECTIVE_POINTS`): the fit does not yet reach what its target allows.
+    assert rmse(fit) < 5.5
+    assert rmse(fitted_face(skull, lms, spec, dense="none")) > rmse(fit) + 2.0
+    assert rmse(fitted_face(skull, lms, spec, dense="map", skull_map=skull_map)) > rmse(fit) + 2.0
+
+
+def test_thickness_prior_measures_a_known_offset_and_round_trips(tmp_path):
+    """A face 9 mm over a flat-topped cap: the prior is 9 mm where the head covers, the table
+    elsewhere; SD floors; save/load and resampling keep it."""
+    from skull2face.geometry.depthmap import RenderSpec
+    from skull2face.statistics.thickness_prior import MIN_SD_MM, ThicknessPrior, build_prior
+
+    spec = RenderSpec(size=(64, 64), mm_per_px=3.0, centre=(0.0, -40.0))
+    x, y = spec.xy_grid()
+    r2 = (x / 70.0) ** 2 + ((y + 30.0) / 90.0) ** 2
+    skull = np.where(r2 < 1, -70.0 + 60.0 * np.sqrt(np.clip(1 - r2, 0, None)), np.nan)
+    face = skull + 9.0
+    lms = {"N": np.array([0.0, 0.0, -20.0]), "Pr": np.array([0.0, -60.0, -20.0])}
+    prior = build_prior([("cap", skull, face, lms)], spec)
+    inner = (r2 < 0.6) & (prior.n_heads > 0)
+    assert inner.sum() > 500
+    np.testing.assert_allclose(prior.mean_mm[inner], 9.0, atol=0.05)
+    assert prior.sd_mm.min() >= MIN_SD_MM and prior.heads == ("cap",)
+    assert np.all(prior.n_heads[r2 > 1.3] == 0) and np.isfinite(prior.mean_mm).all()
+    prior.save(tmp_path / "p.npz")
+    back = ThicknessPrior.load(tmp_path / "p.npz")
+    np.testing.assert_array_equal(back.mean_mm, prior.mean_mm)
+    half = RenderSpec(size=(32, 32), mm_per_px=6.0, centre=(0.0, -40.0))
+    mean, sd, n = back.sample(half)
+    assert mean.shape == (32, 32) and abs(float(np.median(mean[n > 0])) - 9.0) < 0.1

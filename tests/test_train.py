@@ -40,6 +40,7 @@ CENTRE = (0.0, -10.0)  # head-frame (x, y) of the map centre, mm
 MM_PER_PX = 6.0
 Z_NEAR, Z_FAR = -150.0, 50.0
 THICKNESS = 9.0  # mm of soft tissue over the skull in the synthetic heads
+FIT_SHORT = 3.0  # mm: the stand-in "face-model fit" of each skull is this much thinner than the face
 # Landmarks (head-frame x, y in mm) on the skull; "Zy_r" has no published thickness (null target).
 LANDMARKS = {"G": (0.0, 25.0), "Pr": (0.0, -35.0), "Zy_l": (40.0, 0.0), "Zy_r": (-40.0, 0.0)}
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -103,6 +104,10 @@ def make_dataset(root: Path, seed: int = 0, plan: list | None = None, size: int 
             lm_path.parent.mkdir(parents=True, exist_ok=True)
             write_landmarks(LandmarkSet(points, surface=part), lm_path)
             files[f"{part}_landmarks"] = f"landmarks/{sid}_{part}.json"
+        if "skull" in files:  # a stand-in for the face-model fit: the face, FIT_SHORT mm too thin
+            z = _cap(p, THICKNESS - FIT_SHORT, size)
+            save_depthmap(DepthMap(z, np.isfinite(z), _spec(size)), root / "maps" / f"{sid}_fit", preview=False)
+            files["fit"] = f"maps/{sid}_fit.npz"
         sample = {"id": sid, "kind": kind, "source_head": source, "split": split, "real": real,
                   "files": files, "params": {k: float(v) for k, v in p.items()}}
         if "skull" in files:
@@ -138,9 +143,11 @@ def tiny(**kw) -> TrainSettings:
     """Small, fast settings: 8 -> 16 -> 32, narrow networks, one thread (immune to busy CPUs).
 
     2 steps per epoch (5 paired samples, batch 4); the 16x16 level fades in over its whole stage.
+    The base is the filled skull unless ``base="fit"`` is asked for (the tests of residual mode
+    below know its answers).
     """
     base = dict(schedule="8:1,16:2,32:1", final_res=32, batch_size=4, g_base=2, g_max_ch=16, d_base=8,
-                d_layers=2, num_threads=1, progress=False, seed=3, fade_fraction=1.0)
+                d_layers=2, num_threads=1, progress=False, seed=3, fade_fraction=1.0, base="fill")
     base.update(kw)
     return TrainSettings(**base)
 
@@ -543,3 +550,41 @@ def test_torchrun_two_processes(dataset, tmp_path):
     ck = _state(out / "last.pt")
     assert ck["world_size"] == 2 and ck["epoch"] == 2
     assert json.loads((out / "train.json").read_text())["world_size"] == 2
+
+
+def test_fit_base_generator_starts_at_the_fit_and_trains(dataset, tmp_path):
+    """base="fit": the generator sees the fitted face as a third channel and corrects it; an
+    untrained one returns the fit itself (correction 0 +- the random init), in training's decode
+    and in predict's alike; a dataset without fitted-face maps is refused in one line."""
+    from skull2face.model import GanConfig, build_nets
+    from skull2face.stages.predict import generator_face
+
+    settings = tiny(base="fit")
+    nets = build_nets(GanConfig.from_settings(settings), torch.device("cpu"))
+    assert nets.g_mod.in_ch == 3
+    g = nets.g_mod.eval()
+    p = {"a": 60.0, "b": 75.0, "c": 70.0, "z0": -70.0, "dy": 0.0, "nose": 15.0}
+    skull, fit = _cap(p, 0.0), _cap(p, THICKNESS - FIT_SHORT)
+    spec = _spec()
+    meta = _meta(k=4.0, residual=True, thickness_range_mm=60.0, fill_radius_mm=15.0, thickness_min_mm=-20.0,
+                 tissue_offset_mm=8.0, base="fit")
+    with pytest.raises(ValueError, match="fit_map"):
+        generator_face(g, meta, DepthMap(skull, np.isfinite(skull), spec))
+    face = generator_face(g, meta, DepthMap(skull, np.isfinite(skull), spec), DepthMap(fit, np.isfinite(fit), spec))
+    both = face.mask & np.isfinite(fit)
+    assert both.sum() > 50
+    d = np.abs(face.height[both] - fit[both])
+    assert np.median(d) < 1.0 and d.max() < 3.0, (np.median(d), d.max())
+    # trains end to end on the tiny dataset; the model file says what it corrects
+    run = tmp_path / "run"
+    train(dataset, run, settings)
+    g2, meta2 = load_generator(run)
+    assert meta2.base == "fit" and g2.in_ch == 3 and "fitted face" in meta2.input
+    # a dataset without fitted faces
+    plain = make_dataset(tmp_path / "plain")
+    man = json.loads((plain / "manifest.json").read_text())
+    for s in man["samples"]:
+        s["files"].pop("fit", None)
+    (plain / "manifest.json").write_text(json.dumps(man))
+    with pytest.raises(InputError, match="no fitted-face map.*--base fill"):
+        train(plain, tmp_path / "run2", settings)

@@ -46,6 +46,7 @@ from ..io.landmarks import write_landmarks
 from ..anatomy.landmark_set import LandmarkSet
 from ..io.volumes import file_sha256, volume_stem
 from ..options import check_options, option
+from .fitted import PRIOR_FILE, training_prior, write_fit
 
 log = logging.getLogger(__name__)
 
@@ -171,9 +172,10 @@ _WORKER: dict = {}
 
 
 def _init_worker(cache_path: str, out_dir: str, settings: dict) -> None:
-    # Each worker loads the decimated real heads once and builds their tissue fields lazily.
+    # Each worker loads the decimated real heads (and the thickness prior) once and builds their
+    # tissue fields lazily.
     with open(cache_path, "rb") as f:
-        _WORKER["heads"] = pickle.load(f)
+        _WORKER["heads"], _WORKER["prior"] = pickle.load(f)
     _WORKER["out"] = Path(out_dir)
     _WORKER["settings"] = settings
     _WORKER["fields"] = {}
@@ -195,12 +197,16 @@ def _spec(settings: dict, frame: np.ndarray, sha: dict) -> RenderSpec:
 
 
 def _write_sample(out: Path, sid: str, spec: RenderSpec, skull=None, skin=None,
-                  skull_lms: dict | None = None, skin_lms: dict | None = None) -> dict:
+                  skull_lms: dict | None = None, skin_lms: dict | None = None, maps: dict | None = None) -> dict:
+    """Render and save a sample's maps and head-frame landmarks; ``maps`` (optional) receives
+    the rendered DepthMaps by surface name."""
     files = {}
     for surface, mesh, lms in (("skull", skull, skull_lms), ("face", skin, skin_lms)):
         if mesh is None:
             continue
         dm = render(mesh, spec)
+        if maps is not None:
+            maps[surface] = dm
         save_depthmap(dm, out / "maps" / f"{sid}_{surface}", preview=False)
         files[surface] = f"maps/{sid}_{surface}.npz"
         if lms:
@@ -227,7 +233,11 @@ def _synthetic(task: tuple) -> dict:
     frame = head_frame(lsk, "skull").matrix
     sid = f"{name}-{'pair' if paired else 'skull'}{index:04d}"
     spec = _spec(s, frame, {"ct": h["sha256"]})
-    files = _write_sample(_WORKER["out"], sid, spec, skull2, skin2 if paired else None, lsk, lsn if paired else None)
+    maps: dict = {}
+    files = _write_sample(_WORKER["out"], sid, spec, skull2, skin2 if paired else None, lsk, lsn if paired else None,
+                          maps)
+    files["fit"], fit_info = write_fit(_WORKER["out"], sid, skull2, lsk, maps["skull"], _WORKER["prior"])
+    params["fit"] = fit_info
     sites = (params.get("tissue") or {}).get("sites", {})
     return {"id": sid, "kind": kind, "source_head": name, "real": False, "files": files,
             "la_targets": la_targets(skull2, lsk, frame),
@@ -281,17 +291,32 @@ def build_dataset(ct_paths: list[str | os.PathLike], out_dir: str | os.PathLike,
     for p in tqdm(ct_paths, desc="real heads", unit="head", disable=None):
         heads[head_name(p)] = prepare_head(p, settings.target_faces)
     timings["prepare_heads_s"] = time.perf_counter() - t0
-    samples_ = []
+    samples_, real_maps = [], {}
     for name, h in heads.items():
         skull = trimesh.Trimesh(*h["skull"], process=False)
         skin = trimesh.Trimesh(*h["skin"], process=False)
         frame = head_frame(h["skull_landmarks"].points, "skull").matrix
         spec = _spec(s, frame, {"ct": h["sha256"]})
         sid = f"{name}-real"
-        files = _write_sample(out, sid, spec, skull, skin, h["skull_landmarks"].points, h["skin_landmarks"].points)
+        real_maps[name] = {}
+        files = _write_sample(out, sid, spec, skull, skin, h["skull_landmarks"].points, h["skin_landmarks"].points,
+                              real_maps[name])
         samples_.append({"id": sid, "kind": "paired", "source_head": name, "real": True, "files": files,
                          "la_targets": la_targets(skull, h["skull_landmarks"].points, frame),
                          "params": {"landmark_status": {**h["skull_landmarks"].meta, **h["skin_landmarks"].meta}}})
+
+    # 1b. the thickness prior of the TRAINING heads' real pairs, and every real pair's fitted face
+    t = time.perf_counter()
+    prior = training_prior([(n, m["skull"], m["face"], heads[n]["skull_landmarks"].points)
+                            for n, m in real_maps.items() if n not in settings.test_heads], _spec(s, np.eye(4), {}))
+    prior.save(out / PRIOR_FILE)
+    for rec in samples_:
+        name = rec["source_head"]
+        h = heads[name]
+        rec["files"]["fit"], rec["params"]["fit"] = write_fit(
+            out, rec["id"], trimesh.Trimesh(*h["skull"], process=False), h["skull_landmarks"].points,
+            real_maps[name]["skull"], prior)
+    timings["prior_s"] = time.perf_counter() - t
 
     # 2. synthetic pairs and unpaired skulls, over a process pool
     t = time.perf_counter()
@@ -301,7 +326,7 @@ def build_dataset(ct_paths: list[str | os.PathLike], out_dir: str | os.PathLike,
     with tempfile.TemporaryDirectory(dir=out) as tmp:
         cache = Path(tmp) / "heads.pkl"
         with open(cache, "wb") as f:
-            pickle.dump(heads, f)
+            pickle.dump((heads, prior), f)
         # spawn, not fork: Embree and BLAS thread pools do not survive a fork safely
         ctx = mp.get_context("spawn")
         with ProcessPoolExecutor(max_workers=max(1, settings.workers), mp_context=ctx,
@@ -341,6 +366,7 @@ def build_dataset(ct_paths: list[str | os.PathLike], out_dir: str | os.PathLike,
         "z_near": settings.z_near, "z_far": settings.z_far,
         "heads": {**{n: {"split": "test" if n in settings.test_heads else "train", "kind": "ct",
                          "sha256": h["sha256"]} for n, h in heads.items()}},
+        "prior": {"file": PRIOR_FILE, "heads": list(prior.heads), "table": prior.table},
         "samples": samples_,
     }
     write_json(out / "manifest.json", manifest)

@@ -24,6 +24,10 @@ key                     shape              dtype    meaning
                                                     missing map
 ``skull_mask``,         (N, 1, H, W)       float32  1 where the surface exists, else 0
 ``face_mask``
+``fit``, ``fit_mask``  (N, 1, H, W)       float32  the face-model fit over the sample's skull
+                                                    (`skull2face.statistics.skull_fit`), normalised
+                                                    like ``face``; 0 where the dataset has none
+``has_fit``             (N,)               bool     the sample has a fitted-face map
 ``la_names``            (L,)               str      landmark names, union over the samples
 ``la_px``               (N, L, 2)          float32  (row, col) pixel of the target ``s_i + t_i n_i``;
                                                     integers are pixel centres
@@ -37,7 +41,8 @@ key                     shape              dtype    meaning
 ``z_near``, ``z_far``
 ======================  =================  =======  ============================================
 
-`downsample_arrays` makes the low-resolution copies used by staged training.
+`downsample_arrays` makes the low-resolution copies used by staged training; `network_input`
+stacks what the generator sees.
 """
 
 from __future__ import annotations
@@ -53,9 +58,9 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, finite_number
-from ..geometry import codec
 from ..geometry.depthmap import RenderSpec, load_depthmap, normalise
-from ..geometry.resample import block_mean
+
+from .arrays import downsample_arrays, downsample_map, network_input, subset  # noqa: E402  (re-exported)
 
 FORMAT = "skull2face-dataset"
 VERSION = 1
@@ -65,12 +70,7 @@ SPLITS = ("train", "test")
 # Which map files each kind of sample must name.
 _NEEDS = {"paired": ("skull", "face"), "unpaired-skull": ("skull",), "unpaired-face": ("face",)}
 
-# Keys of `load_arrays` output that hold one entry per sample (axis 0), as opposed to the
-# dataset-wide scalars and ``la_names``.
-PER_SAMPLE_KEYS = (
-    "id", "kind", "split", "source_head", "real", "has_skull", "has_face",
-    "skull", "skull_mask", "face", "face_mask", "la_px", "la_height", "la_valid",
-)
+from .arrays import MAP_PARTS as _MAP_PARTS, PER_SAMPLE_KEYS  # noqa: E402
 
 
 @dataclass
@@ -366,6 +366,9 @@ def load_arrays(
         "skull_mask": np.zeros((n, 1, h, w), np.float32),
         "face": np.zeros((n, 1, h, w), np.float32),
         "face_mask": np.zeros((n, 1, h, w), np.float32),
+        "fit": np.zeros((n, 1, h, w), np.float32),
+        "fit_mask": np.zeros((n, 1, h, w), np.float32),
+        "has_fit": np.array(["fit" in s["files"] for s in chosen], dtype=bool),
         "la_names": np.array(names, dtype=str),
         "la_px": np.zeros((n, n_lm, 2), np.float32),
         "la_height": np.zeros((n, n_lm), np.float32),
@@ -379,8 +382,8 @@ def load_arrays(
     }
     for i, s in enumerate(chosen):
         la_spec = spec
-        for part in ("skull", "face"):
-            if part in _NEEDS[s["kind"]]:
+        for part in _MAP_PARTS:
+            if part in _NEEDS[s["kind"]] or (part == "fit" and "fit" in s["files"]):
                 values, mask, map_spec = _load_map(man, s["files"][part], k)
                 out[part][i, 0] = values
                 out[f"{part}_mask"][i, 0] = mask
@@ -415,85 +418,6 @@ def load_arrays(
     return out
 
 
-def downsample_map(
-    values: np.ndarray, mask: np.ndarray, factor: tuple[int, int], k: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Block-average normalised maps over their valid pixels.
-
-    Parameters
-    ----------
-    values : numpy.ndarray, shape (..., H, W), float32
-        Normalised heights ``u ** k``.
-    mask : numpy.ndarray, shape (..., H, W), float32 {0, 1} or bool
-    factor : (int, int)
-        Block height and width; they must divide H and W.
-    k : float
-        The exponent of ``values``.
-
-    Returns
-    -------
-    values, mask : numpy.ndarray, shape (..., H / fh, W / fw), float32
-        A block is valid when more than half of its pixels are (so the silhouette neither
-        grows nor shrinks on average); its value is the mean height of its valid pixels,
-        normalised again. 0 where invalid.
-    """
-    fh, fw = factor
-    *lead, h, w = values.shape
-    if h % fh or w % fw:
-        raise ValueError(f"block {factor} does not divide the map size {(h, w)}")
-    if (fh, fw) == (1, 1):
-        return values.astype(np.float32), mask.astype(np.float32)
-    # Average the linear depth u = v ** (1 / k), which is proportional to millimetres: the mean
-    # of the powered values would bias every block towards its highest pixel.
-    mean_u, valid = block_mean(codec.to_linear(values.astype(np.float64), k), mask > 0.5, factor)
-    return np.where(valid, codec.from_linear(mean_u, k), 0.0).astype(np.float32), valid.astype(np.float32)
-
-
-def downsample_arrays(arrays: Mapping[str, np.ndarray], size: int | tuple[int, int]) -> dict[str, np.ndarray]:
-    """Copy of `load_arrays` output at a lower resolution (staged training).
-
-    Maps are block-averaged by `downsample_map`; landmark pixel positions are rescaled like
-    `skull2face.geometry.codec.rescale_px` (so they keep pointing at the same head-frame x, y);
-    target heights and validity flags are unchanged (`anthropological_loss` ignores positions
-    that fall outside the image); ``mm_per_px`` grows by the factor; ``centre`` stays (the
-    blocks tile the image symmetrically about it).
-
-    Parameters
-    ----------
-    arrays : dict
-        `load_arrays` output.
-    size : int or (int, int)
-        Target (H', W'): the current (H, W) divided by one integer factor.
-
-    Returns
-    -------
-    dict of str to numpy.ndarray
-        The same keys; per-sample metadata is shared, not copied.
-    """
-    h, w = (int(v) for v in arrays["size"])
-    th, tw = (size, size) if np.isscalar(size) else (int(size[0]), int(size[1]))
-    if th < 1 or tw < 1 or h % th or w % tw or h // th != w // tw:
-        # One factor for both axes: pixels stay square, so one mm_per_px still describes them.
-        raise ValueError(f"size {(th, tw)} must divide the arrays' size {(h, w)} by one integer factor")
-    factor = (h // th, w // tw)
-    out = dict(arrays)
-    if factor == (1, 1):
-        return out
-    k = float(arrays["k"])
-    for part in ("skull", "face"):
-        out[part], out[f"{part}_mask"] = downsample_map(arrays[part], arrays[f"{part}_mask"], factor, k)
-    # In float64, then back to the positions' dtype (float32): one rounding.
-    out["la_px"] = codec.rescale_px(arrays["la_px"].astype(np.float64), h, th).astype(arrays["la_px"].dtype)
-    out["size"] = np.array([th, tw], np.int64)
-    out["mm_per_px"] = np.asarray(float(arrays["mm_per_px"]) * factor[1], np.float64)
-    return out
-
-
-def subset(arrays: Mapping[str, np.ndarray], index: Any) -> dict[str, np.ndarray]:
-    """Select samples (axis 0 of every per-sample key) by a boolean mask or index array."""
-    return {key: (value[index] if key in PER_SAMPLE_KEYS else value) for key, value in arrays.items()}
-
-
 __all__ = [
     "FORMAT",
     "KINDS",
@@ -506,5 +430,6 @@ __all__ = [
     "downsample_map",
     "load_arrays",
     "load_manifest",
+    "network_input",
     "subset",
 ]

@@ -108,6 +108,7 @@ def _run_face_model(inputs: dict, info: dict) -> DepthMap:
     from .face_model import face_model_face
 
     return face_model_face(inputs["skull_mesh"], inputs["skull_landmarks"], _target_spec(inputs), info=info,
+                           prior=inputs.get("prior"), skull_map=inputs.get("skull_map"),
                            **inputs.get("options", {}))
 
 
@@ -127,7 +128,8 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            ("skull_map", "train_pairs"), _run_nearest, needs_references=True),
     Method("envelope", "the skull grown by a constant 6 mm (union of balls, outer surface): the trivial answer",
            ("skull_mesh",), _run_envelope),
-    Method("face-model", "the ICT-FaceKit head model fitted to the skull's landmark targets and its 6 mm envelope",
+    Method("face-model", "the ICT-FaceKit head model fitted to the skull's landmark targets and the thickness "
+                         "prior measured on real heads (or the skull + 6 mm as a lower bound)",
            ("skull_mesh", "skull_landmarks"), _run_face_model),
 )}
 """Every method by name, in display order."""
@@ -153,7 +155,7 @@ def predict_face_map(method: str, *, spec: RenderSpec | None = None, skull_map: 
                      skull_mesh: trimesh.Trimesh | None = None, skull_landmarks: Any = None,
                      train_pairs: Sequence[tuple[DepthMap, DepthMap]] | None = None,
                      train_faces: Sequence[DepthMap] | None = None, mean_map: DepthMap | None = None,
-                     generator: Callable[[DepthMap], DepthMap] | None = None,
+                     generator: Callable[[DepthMap], DepthMap] | None = None, prior: Any = None,
                      info: dict | None = None, **options: Any) -> DepthMap:
     """Run a method by name; every method returns a face map in the target's render spec.
 
@@ -178,6 +180,9 @@ def predict_face_map(method: str, *, spec: RenderSpec | None = None, skull_map: 
     generator : callable, optional
         ``generator(skull_map) -> DepthMap`` in the skull map's spec: the trained model
         ('skull2face'; `skull2face.stages.predict` builds it from a model file).
+    prior : skull2face.statistics.thickness_prior.ThicknessPrior, optional
+        The measured thickness prior ('face-model'; without it the fit's dense term is the
+        filled skull + 6 mm as a lower bound).
     info : dict, optional
         Filled in place with the method's JSON-ready record (what it chose or used).
     **options
@@ -200,7 +205,7 @@ def predict_face_map(method: str, *, spec: RenderSpec | None = None, skull_map: 
     m = METHODS[method]
     inputs = {"spec": spec, "skull_map": skull_map, "skull_mesh": skull_mesh, "skull_landmarks": skull_landmarks,
               "train_pairs": train_pairs, "train_faces": train_faces, "mean_map": mean_map,
-              "generator": generator, "options": options}
+              "generator": generator, "prior": prior, "options": options}
     missing = [k for k in m.needs if inputs.get(k) is None]
     if missing:
         raise ValueError(f"method {method!r} needs {', '.join(missing)}")

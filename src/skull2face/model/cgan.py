@@ -79,7 +79,10 @@ class GanConfig:
     k : float
         Depth exponent of the normalised maps.
     residual : bool
-        The generator predicts soft-tissue thickness above the filled skull.
+        The generator predicts soft-tissue thickness above a base surface.
+    base : {'fit', 'fill'}
+        The base surface of residual mode: ``fit``, the face-model fit over the skull (also a
+        third input channel of the generator); ``fill``, the filled skull (offset).
     thickness_range_mm, thickness_min_mm, init_thickness_mm : float, mm
         Residual mode: thickness of generator outputs 0 to 1 is ``thickness_min_mm`` to
         ``thickness_min_mm + thickness_range_mm``; an untrained generator predicts
@@ -104,6 +107,7 @@ class GanConfig:
     la_on_paired: bool
     k: float
     residual: bool
+    base: str
     thickness_range_mm: float
     thickness_min_mm: float
     init_thickness_mm: float
@@ -122,7 +126,7 @@ class GanConfig:
 
 def generator_kwargs(config: GanConfig) -> dict[str, Any]:
     """Keyword arguments of the `UNetGenerator` a run with this config trains."""
-    return {"in_ch": 2, "out_ch": 1, "base": config.g_base, "max_ch": config.g_max_ch,
+    return {"in_ch": 3 if config.base == "fit" else 2, "out_ch": 1, "base": config.g_base, "max_ch": config.g_max_ch,
             "max_res": config.max_res, "min_res": config.min_res, "predict_mask": True,
             "norm": "instance", "dropout": config.g_dropout}
 
@@ -170,7 +174,7 @@ def build_nets(config: GanConfig, device: torch.device, ddp: bool = False) -> Ne
                 conv.bias[0] = math.log(p0 / (1.0 - p0))
     g = g.to(device)
     d_kw = {"base": config.d_base, "n_layers": config.d_layers}
-    d = init_weights(PatchDiscriminator(3, **d_kw)).to(device)
+    d = init_weights(PatchDiscriminator(generator_kwargs(config)["in_ch"] + 1, **d_kw)).to(device)
     df = init_weights(PatchDiscriminator(1, **d_kw)).to(device) if config.use_face_discriminator else None
     opt_g = torch.optim.Adam(g.parameters(), lr=config.lr, betas=config.betas)
     # One Adam over both discriminators: Adam is per parameter, so this equals two optimisers.

@@ -39,6 +39,8 @@ from ..anatomy.locate import PoseSettings, locate
 from ..methods import registry
 from ..options import check_options, nested, option
 from ..training.meta import ModelMeta
+from ..dataset.fitted import PRIOR_FILE
+from ..statistics.thickness_prior import ThicknessPrior
 
 log = logging.getLogger(__name__)
 
@@ -162,10 +164,38 @@ def make_bundle(run_dir: str | os.PathLike, data_dir: str | os.PathLike, path: s
                                                 for s in chosen])),
             "face": torch.from_numpy(np.stack([at_res(load_depthmap(man.root / s["files"]["face"])) for s in chosen])),
             "mean_face": torch.from_numpy(at_res(DepthMap(mean.astype(np.float32), np.isfinite(mean), faces[0].spec)))}
+    prior_path = man.root / PRIOR_FILE
+    if prior_path.exists():
+        refs["prior"] = prior_to_refs(ThicknessPrior.load(prior_path))
     payload["references"] = refs
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
     return path
+
+
+def prior_to_refs(prior: ThicknessPrior) -> dict:
+    """The thickness prior as a model bundle stores it (tensors and plain values, so the file
+    loads with ``torch.load(weights_only=True)``)."""
+    import torch
+
+    def plain(v):
+        a = np.asarray(v)
+        if a.ndim and a.dtype.kind in "fiu":
+            return torch.from_numpy(np.ascontiguousarray(a))
+        return a.tolist()  # numbers, strings and lists of them
+
+    return {key: plain(v) for key, v in prior.to_arrays().items()}
+
+
+def prior_for(settings: PredictSettings, refs: dict | None) -> ThicknessPrior | None:
+    """The thickness prior of the dataset (``--data``) or of the model bundle; None if neither has one."""
+    if settings.data:
+        path = Path(settings.data) / PRIOR_FILE
+        return ThicknessPrior.load(path) if path.exists() else None
+    if refs and refs.get("prior"):
+        d = refs["prior"]
+        return ThicknessPrior.from_arrays({k: (v.numpy() if hasattr(v, "numpy") else np.asarray(v)) for k, v in d.items()})
+    return None
 
 
 def block_mean_mm(height: np.ndarray, res: int) -> np.ndarray:
@@ -190,28 +220,45 @@ def _spec_for(settings: PredictSettings, grid: dict, frame: np.ndarray, sha: str
                       centre=HEAD_MAP_CENTRE, source_sha256={"skull": sha})
 
 
-def generator_face(g, meta: ModelMeta, skull_map: DepthMap) -> DepthMap:
+def generator_face(g, meta: ModelMeta, skull_map: DepthMap, fit_map: DepthMap | None = None) -> DepthMap:
     """Run the generator on a skull map; the face map comes back in the same spec (mm).
 
     The output is read by `skull2face.geometry.codec.face_height`, as in training: a residual
-    generator (``meta.residual``) predicts the soft-tissue thickness ``thickness_min_mm + face *
-    thickness_range_mm`` above the filled skull (`skull2face.geometry.fill.filled_height` of this
-    skull map with ``meta.fill_radius_mm`` and ``meta.tissue_offset_mm``), clipped to the depth
-    range; otherwise ``face`` is the normalised face height. Off the predicted face mask: NaN.
+    generator (``meta.residual``) predicts ``thickness_min_mm + face * thickness_range_mm``
+    above its base, clipped to the depth range: with ``meta.base == "fit"`` the face-model fit
+    ``fit_map`` (`skull2face.statistics.skull_fit.fit_base_mm`; also the third input channel),
+    otherwise the filled skull (`skull2face.geometry.fill.filled_height` of this skull map with
+    ``meta.fill_radius_mm`` and ``meta.tissue_offset_mm``). Without residual mode ``face`` is
+    the normalised face height. Off the predicted face mask (with a fit: off the fitted head): NaN.
     """
     import torch
 
+    from ..dataset.reader import network_input
     from ..geometry.depthmap import normalise
 
     k = meta.k
     spec = skull_map.spec
-    x = np.stack([normalise(skull_map.height, spec, k), skull_map.mask.astype(np.float32)])[None]
+    with_fit = bool(meta.residual and meta.base == "fit")
+    if with_fit and fit_map is None:
+        raise ValueError("this generator corrects the face-model fit: give fit_map")
+    arrays = {"skull": normalise(skull_map.height, spec, k)[None, None],
+              "skull_mask": skull_map.mask.astype(np.float32)[None, None],
+              "fit": normalise(fit_map.height, spec, k)[None, None] if with_fit else None}
+    x = network_input(arrays, with_fit)
     with torch.no_grad():
         out = g(torch.from_numpy(x.astype(np.float32)))
     face = out.face[0, 0].numpy()
     mask = (out.mask_logit[0, 0].numpy() > 0) if out.mask_logit is not None else face > 1e-6
+    if with_fit:
+        # The generator corrects the fit's heights; the silhouette is the fitted head's (a whole
+        # head, whatever the training CTs' fields of view cut off).
+        mask = np.isfinite(fit_map.height)
     base = None
-    if meta.residual:
+    if with_fit:
+        from ..statistics.skull_fit import fit_base_mm
+
+        base = fit_base_mm(fit_map.height, spec.z_near)
+    elif meta.residual:
         from ..geometry.fill import filled_height
 
         # As in training, where the skull reaches the network through its normalised map: clipped.
@@ -222,6 +269,18 @@ def generator_face(g, meta: ModelMeta, skull_map: DepthMap) -> DepthMap:
                            thickness_range_mm=meta.thickness_range_mm)
     height = np.where(mask, mm, np.nan).astype(np.float32)
     return DepthMap(height, np.isfinite(height), spec)
+
+
+def _fit_for(meta: ModelMeta, skull, landmarks, skull_map: DepthMap, prior, info: dict) -> DepthMap | None:
+    """The face-model fit a ``base="fit"`` generator corrects (None for other generators)."""
+    if not (meta.residual and meta.base == "fit"):
+        return None
+    from ..statistics.skull_fit import fitted_face
+
+    fit_info: dict = {}
+    fm = fitted_face(skull, landmarks, skull_map.spec, prior=prior, skull_map=skull_map, info=fit_info)
+    info["face_model_fit"] = fit_info
+    return fm
 
 
 def _reference_maps(settings: PredictSettings, refs: dict | None, spec: RenderSpec):
@@ -283,6 +342,9 @@ def predict(input_path: str | os.PathLike, out_dir: str | os.PathLike, settings:
     g, meta, refs = (None, {}, None)
     if method.needs_model or (method.needs_references and not settings.data):
         g, meta, refs = load_model(settings)
+    elif settings.method == "face-model" and not settings.data and (settings.model or default_model_path().exists()):
+        _, _, refs = load_model(settings)  # only its thickness prior
+    prior = prior_for(settings, refs)
     sha = file_sha256(input_path)
     grid = {}
     if meta and (method.needs_model or (refs and not settings.data)):
@@ -308,8 +370,9 @@ def predict(input_path: str | os.PathLike, out_dir: str | os.PathLike, settings:
     mean, pairs = _reference_maps(settings, refs, spec) if method.needs_references else (None, None)
     face_map = registry.predict_face_map(
         settings.method, spec=spec, skull_map=skull_map, skull_mesh=skull, skull_landmarks=lms.points,
-        train_pairs=pairs, mean_map=mean, info=info,
-        generator=(lambda m: generator_face(g, meta, m)) if method.needs_model else None)
+        train_pairs=pairs, mean_map=mean, info=info, prior=prior,
+        generator=(lambda m: generator_face(g, meta, m, _fit_for(meta, skull, lms.points, m, prior, info)))
+        if method.needs_model else None)
     timings["method_s"] = time.perf_counter() - t
     if not face_map.mask.any():
         raise InputError(input_path, f"method {settings.method} produced an empty face map")

@@ -108,6 +108,11 @@ class TrainSettings:
     k: float = field(default=4.0, metadata=_help("depth exponent of the normalised maps"))
     residual: bool = field(default=True, metadata=_help("the generator predicts soft-tissue thickness above "
                                                         "the filled skull, not the face height itself"))
+    base: str = field(default="fit", metadata={**_help("residual mode: the base surface the generator corrects: "
+                                                       "fit (the face-model fit over the skull, from the "
+                                                       "dataset's fitted-face maps; also a generator input) or "
+                                                       "fill (the filled skull + tissue_offset_mm)"),
+                                                "choices": ("fit", "fill")})
     thickness_range_mm: float = field(default=60.0, metadata=_help("residual mode: thickness span (mm) of "
                                                                    "generator outputs 0 to 1"))
     thickness_min_mm: float = field(default=-20.0, metadata=_help("residual mode: thickness (mm) of a generator "
@@ -160,6 +165,8 @@ class TrainSettings:
                              "thickness_min_mm < init_thickness_mm < thickness_min_mm + thickness_range_mm, "
                              f"got {self.thickness_range_mm}, {self.fill_radius_mm}, {self.tissue_offset_mm}, "
                              f"{self.thickness_min_mm}, {self.init_thickness_mm}")
+        if self.base not in ("fit", "fill"):
+            raise ValueError(f"base must be 'fit' or 'fill', got {self.base!r}")
         if self.val_every < 1:
             raise ValueError(f"val_every must be >= 1, got {self.val_every}")
         if self.stop_after_epochs is not None and self.stop_after_epochs < 0:

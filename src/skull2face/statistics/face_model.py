@@ -58,6 +58,11 @@ this many independent ones (the face part has ~9400 vertices, ~1 per 5 mm^2; ~20
 ~1 cm^2 are roughly independent)."""
 DENSE_STEP = 3
 """Every DENSE_STEP-th face vertex takes part in the dense term (speed)."""
+MAP_MIN_NZ = 0.45
+"""A map's surface steeper than this (normal's z; ~63 degrees from the view axis) takes no part."""
+DENSE_MIN_NZ = 0.0
+"""Face vertices whose neutral normal has a head-frame z below this take no part in the dense
+term (a frontal map cannot pair them; 0: any vertex facing forward at all)."""
 PRIOR_WEIGHT = 1.0
 """Weight of ``|w|^2``: the Gaussian prior of the modes (each ~1 SD), residuals in SD units."""
 ITERATIONS = 12
@@ -160,26 +165,92 @@ def landmark_targets(skull_vertices: Any, skull_faces: Any, skull_landmarks: Any
     return out
 
 
-def _dense_pairs(points: np.ndarray, tree: Any, surface_v: np.ndarray,
-                 surface_vn: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Nearest surface vertices, their normals and the signed distances along them (+ outside).
+class MeshSurface:
+    """A dense target given as an outward-facing mesh (e.g. the skull's 6 mm envelope), a lower
+    bound: the skin may lie outside it, never inside.
 
-    The surface's vertices are dense (marching cubes: about one per voxel), and the residual
-    is measured along the normal (point-to-plane), so the nearest vertex stands in for the
-    closest point."""
-    _, i = tree.query(points)
-    closest, normals = surface_v[i], surface_vn[i]
-    signed = np.einsum("ij,ij->i", points - closest, normals)
-    return closest, normals, signed
+    Parameters
+    ----------
+    mesh : trimesh.Trimesh
+        Vertices about as dense as the model's (~1-2 mm apart), same coordinates as the fit's
+        targets. The residual is measured along the nearest vertex's normal (point-to-plane),
+        so the nearest vertex stands in for the closest point.
+    """
+
+    two_sided = False
+
+    def __init__(self, mesh: Any) -> None:
+        from scipy.spatial import cKDTree
+
+        self.v = np.asarray(mesh.vertices, dtype=np.float64)
+        self.vn = np.asarray(mesh.vertex_normals, dtype=np.float64)
+        self.tree = cKDTree(self.v)
+
+    def pairs(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Closest target points, their outward normals, signed distances (+ outside) and SDs
+        (mm) of the points (n, 3); rows with NaN take no part."""
+        _, i = self.tree.query(points)
+        q, n = self.v[i], self.vn[i]
+        signed = np.einsum("ij,ij->i", points - q, n)
+        return q, n, signed, np.full(len(points), DENSE_SD_MM)
 
 
-def _dense_weights(signed: np.ndarray) -> np.ndarray:
-    """Per-point weights of the dense term (see the constants above), before normalisation."""
-    out = np.ones_like(signed)
-    outside = signed > 0
-    a = np.abs(signed[outside])
-    out[outside] = DENSE_OUTSIDE_SHARE * np.where(a <= DENSE_HUBER_MM, 1.0, DENSE_HUBER_MM / np.maximum(a, 1e-12))
-    out[signed > DENSE_TRIM_MM] = 0.0
+class MapSurface:
+    """A dense target given as a frontal height map ``z = height(x, y)`` in the head frame.
+
+    Parameters
+    ----------
+    height : numpy.ndarray, shape (H, W), float, mm
+        Head-frame z of the target surface, NaN where there is none.
+    sd : numpy.ndarray, shape (H, W), float, mm, or float
+        SD of the surface's height (a measured prior's spread; `DENSE_SD_MM` for a bound).
+    spec : RenderSpec
+        The map's grid and its ``frame`` (the fit's coordinates -> head frame).
+    two_sided : bool
+        True: a measured surface, the skin is pulled onto it from both sides (Huber);
+        False: a lower bound, as `MeshSurface`.
+    """
+
+    def __init__(self, height: Any, sd: Any, spec: Any, two_sided: bool) -> None:
+        self.h = np.asarray(height, dtype=np.float64)
+        self.sd = np.broadcast_to(np.asarray(sd, dtype=np.float64), self.h.shape)
+        self.spec, self.two_sided = spec, bool(two_sided)
+        s = float(spec.mm_per_px)
+        gr, gc = np.gradient(self.h)
+        self.gx, self.gy = gc / s, -gr / s  # dz/dx, dz/dy (rows run down in y)
+        self.inv = spec.inverse
+
+    def pairs(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """As `MeshSurface.pairs`; points off the map (or over NaN) get NaN rows."""
+        from scipy import ndimage
+
+        p = apply(self.spec.frame, points)
+        rc = self.spec.head_to_pixel(p).T
+        z, gx, gy, sd = (ndimage.map_coordinates(a, rc, order=1, cval=np.nan)
+                         for a in (self.h, self.gx, self.gy, self.sd))
+        n = np.stack([-gx, -gy, np.ones_like(z)], axis=1)
+        n /= np.linalg.norm(n, axis=1, keepdims=True)
+        z[n[:, 2] < MAP_MIN_NZ] = np.nan  # too steep for a frontal map to say where the surface is
+        q = np.stack([p[:, 0], p[:, 1], z], axis=1)
+        signed = np.einsum("ij,ij->i", p - q, n)
+        return apply(self.inv, q), n @ self.inv[:3, :3].T, signed, sd
+
+
+def _dense_weights(signed: np.ndarray, two_sided: bool) -> np.ndarray:
+    """Per-point weights of the dense term (see the constants above), before normalisation;
+    0 for NaN rows."""
+    out = np.zeros_like(signed)
+    ok = np.isfinite(signed)
+    a = np.abs(signed)
+    huber = np.where(a <= DENSE_HUBER_MM, 1.0, DENSE_HUBER_MM / np.maximum(a, 1e-12))
+    inside = ok & (signed <= 0)
+    outside = ok & (signed > 0)
+    if two_sided:
+        out[ok] = huber[ok]
+    else:
+        out[inside] = 1.0
+        out[outside] = DENSE_OUTSIDE_SHARE * huber[outside]
+        out[ok & (signed > DENSE_TRIM_MM)] = 0.0
     return out
 
 
@@ -191,12 +262,15 @@ def fit_head_model(model: HeadModel, targets: Mapping[str, tuple[Any, float]], s
     Minimises, over a rigid ``T`` (rotation and translation, never scale) and ``w``::
 
         sum_l |T(x_l(w)) - y_l|^2 / sd_l^2                        (landmarks)
-      + sum_i c_i (n_i . (T(x_i(w)) - q_i))^2 / DENSE_SD_MM^2    (dense, face part, point-to-plane)
+      + sum_i c_i (n_i . (T(x_i(w)) - q_i))^2 / sd_i^2           (dense, face part, point-to-plane)
       + PRIOR_WEIGHT |w|^2
 
-    where ``x(w) = neutral + sum_k w_k modes[k]``, ``q_i`` is the nearest vertex of ``surface``
-    and ``n_i`` its outward normal, ``c_i`` the weights of `_dense_weights` scaled so that they
-    sum to `DENSE_EFFECTIVE_POINTS` times their mean. Alternates (a) a weighted Procrustes
+    where ``x(w) = neutral + sum_k w_k modes[k]``, ``q_i`` is the point of ``surface`` paired
+    with model vertex ``i`` (`MeshSurface.pairs`, `MapSurface.pairs`), ``n_i`` its outward
+    normal and ``sd_i`` its SD, ``c_i`` the weights of `_dense_weights` times
+    `DENSE_EFFECTIVE_POINTS` over the number of pairs (neighbouring residuals are correlated).
+    Only face-part vertices whose neutral normal faces forward (head +z > `DENSE_MIN_NZ`)
+    take part. Alternates (a) a weighted Procrustes
     (`skull2face.geometry.frame.rigid_fit`) of the model points to their targets and (b) the
     linear least-squares solve for ``w`` at that pose.
 
@@ -206,10 +280,9 @@ def fit_head_model(model: HeadModel, targets: Mapping[str, tuple[Any, float]], s
     targets : mapping of str to (array_like (3,), float)
         Soft landmark name (a key of ``model.soft``) -> (target point, mm; SD, mm > 0); at
         least three, not on one line.
-    surface : trimesh.Trimesh, optional
-        The surface the face part should lie on or outside of (e.g. the skull's envelope),
-        outward-facing triangles, vertices about as dense as the model's (~1-2 mm apart),
-        same coordinates as the targets.
+    surface : MeshSurface or MapSurface, optional
+        The surface the face part should lie on (two-sided) or outside of (a bound), same
+        coordinates as the targets.
     initial_pose : array_like (4, 4), optional
         Model -> target rigid transform to start from; default: Procrustes of the neutral's
         landmarks to the targets.
@@ -238,36 +311,34 @@ def fit_head_model(model: HeadModel, targets: Mapping[str, tuple[Any, float]], s
     w = np.zeros(K)
     pose = rigid_fit(model.neutral[ids], y, wl) if initial_pose is None else np.asarray(initial_pose, float)
     start = pose.copy()
-    dense = np.flatnonzero(model.face_region)[::DENSE_STEP]
-    if surface is not None:
-        from scipy.spatial import cKDTree
-
-        sv = np.asarray(surface.vertices, dtype=np.float64)
-        svn = np.asarray(surface.vertex_normals, dtype=np.float64)
-        tree = cKDTree(sv)
+    dense = _front_vertices(model)
+    modes_dense = modes[:, dense]
+    modes_lm = modes[:, ids].transpose(1, 2, 0).reshape(-1, K) * np.repeat(np.sqrt(wl), 3)[:, None]
     for _ in range(max(int(iterations), 1)):
         x = model.neutral + np.tensordot(w, modes, axes=1)
         src, dst, wts = [x[ids]], [y], [wl]
         if surface is not None:
-            q, nq, signed = _dense_pairs(apply(pose, x[dense]), tree, sv, svn)
-            c = _dense_weights(signed)
-            c *= DENSE_EFFECTIVE_POINTS / max(c.sum(), 1e-12)
-            src.append(x[dense])
-            dst.append(q)
-            wts.append(c / DENSE_SD_MM ** 2)
+            q, nq, signed, sd = surface.pairs(apply(pose, x[dense]))
+            c = _dense_weights(signed, surface.two_sided)
+            c *= DENSE_EFFECTIVE_POINTS / max(int(np.count_nonzero(c)), 1)
+            c /= np.where(np.isfinite(sd), sd, 1.0) ** 2
+            use = c > 0
+            src.append(x[dense][use])
+            dst.append(q[use])
+            wts.append(c[use])
         # (a) pose: weighted Procrustes of the current model points onto their targets
         pose = rigid_fit(np.concatenate(src), np.concatenate(dst), np.concatenate(wts))
         # (b) coefficients at that pose, in model coordinates: targets pulled back by the pose
         r, t = pose[:3, :3], pose[:3, 3]
         y_m = (y - t) @ r  # R^T (y - t)
-        rows = [(modes[:, ids].transpose(1, 2, 0).reshape(-1, K) * np.repeat(np.sqrt(wl), 3)[:, None])]
+        rows = [modes_lm]
         rhs = [((y_m - model.neutral[ids]) * np.sqrt(wl)[:, None]).reshape(-1)]
-        if surface is not None:
-            q_m = (q - t) @ r
-            n_m = nq @ r
-            sw = np.sqrt(c) / DENSE_SD_MM
-            rows.append(np.einsum("kpd,pd->pk", modes[:, dense], n_m) * sw[:, None])
-            rhs.append(np.einsum("pd,pd->p", q_m - model.neutral[dense], n_m) * sw)
+        if surface is not None and use.any():
+            q_m = (q[use] - t) @ r
+            n_m = nq[use] @ r
+            sw = np.sqrt(c[use])
+            rows.append(np.einsum("kpd,pd->pk", modes_dense[:, use], n_m) * sw[:, None])
+            rhs.append(np.einsum("pd,pd->p", q_m - model.neutral[dense][use], n_m) * sw)
         a = np.concatenate(rows)
         b = np.concatenate(rhs)
         w = np.linalg.solve(a.T @ a + PRIOR_WEIGHT * np.eye(K), a.T @ b)
@@ -281,4 +352,19 @@ def fit_head_model(model: HeadModel, targets: Mapping[str, tuple[Any, float]], s
     return pose, w
 
 
-__all__ = ["HeadModel", "landmark_targets", "fit_head_model", "load_head_model"]
+_FRONT: dict[int, np.ndarray] = {}
+
+
+def _front_vertices(model: HeadModel) -> np.ndarray:
+    """Face-part vertex ids (every `DENSE_STEP`-th) whose neutral normal faces forward."""
+    key = id(model)
+    if key not in _FRONT:
+        import trimesh
+
+        normals = trimesh.Trimesh(model.neutral, model.faces, process=False).vertex_normals
+        ids = np.flatnonzero(model.face_region & (normals[:, 2] > DENSE_MIN_NZ))
+        _FRONT[key] = ids[::DENSE_STEP]
+    return _FRONT[key]
+
+
+__all__ = ["HeadModel", "MapSurface", "MeshSurface", "landmark_targets", "fit_head_model", "load_head_model"]

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..dataset.reader import Manifest, downsample_arrays, load_arrays, load_manifest, subset
+from ..dataset.reader import Manifest, downsample_arrays, load_arrays, load_manifest, network_input, subset
+from ..statistics.skull_fit import fit_base_mm as _fit_base
 from ..errors import InputError
 from ..geometry import codec
 from ..geometry.fill import filled_height
@@ -141,8 +142,32 @@ def filled_skull_mm(arrays: dict[str, np.ndarray], radius_mm: float, offset_mm: 
     return out
 
 
+def fit_base_mm(arrays: dict[str, np.ndarray]) -> np.ndarray:
+    """The face-model base (mm) of `load_arrays`-style arrays: the fitted face heights, and
+    ``z_near`` where the fitted head does not cover a pixel (as prediction,
+    `skull2face.statistics.skull_fit.fit_base_mm`).
+
+    Returns
+    -------
+    numpy.ndarray, shape (N, 1, H, W), float32, mm
+    """
+    z_near, z_far, k = float(arrays["z_near"]), float(arrays["z_far"]), float(arrays["k"])
+    mm = np.where(arrays["fit_mask"] > 0.5, codec.denormalise(arrays["fit"].astype(np.float64), z_near, z_far, k),
+                  np.nan)
+    return _fit_base(mm, z_near).astype(np.float32)
+
+
+def base_mm(arrays: dict[str, np.ndarray], fill: tuple[float, float] | None, base: str) -> np.ndarray | None:
+    """Residual mode's base surface (mm, (N, 1, H, W) float32) of arrays: `fit_base_mm` when
+    ``base == "fit"``, else `filled_skull_mm` with ``fill = (radius_mm, offset_mm)``; None
+    without residual mode (``fill`` None)."""
+    if fill is None:
+        return None
+    return fit_base_mm(arrays) if base == "fit" else filled_skull_mm(arrays, *fill)
+
+
 def stage_tensors(train: dict[str, np.ndarray], group_index: dict[str, np.ndarray], res: int,
-                  device: torch.device, fill: tuple[float, float] | None = None
+                  device: torch.device, fill: tuple[float, float] | None = None, base: str = "fill"
                   ) -> dict[str, dict[str, torch.Tensor]]:
     """Per-kind training tensors at ``res`` on ``device``.
 
@@ -160,7 +185,10 @@ def stage_tensors(train: dict[str, np.ndarray], group_index: dict[str, np.ndarra
     device : torch.device
     fill : (float, float), optional
         Residual mode: ``(fill_radius_mm, tissue_offset_mm)``; the skull kinds then also get
-        ``fill``, the filled skull heights (mm) at ``res`` (`filled_skull_mm`).
+        ``fill``, the base heights (mm) at ``res`` (`base_mm`).
+    base : {'fill', 'fit'}
+        Residual mode's base; ``fit`` also adds the fitted face as the third input channel
+        (`skull2face.dataset.reader.network_input`).
 
     Returns
     -------
@@ -177,12 +205,12 @@ def stage_tensors(train: dict[str, np.ndarray], group_index: dict[str, np.ndarra
         a = subset(arr, idx)
         t: dict[str, torch.Tensor] = {}
         if g != "unpaired-face":
-            t["x"] = torch.from_numpy(np.concatenate([a["skull"], a["skull_mask"]], axis=1))
+            t["x"] = torch.from_numpy(network_input(a, with_fit=base == "fit" and fill is not None))
             t["la_px"] = torch.from_numpy(a["la_px"])
             t["la_height"] = torch.from_numpy(a["la_height"])
             t["la_valid"] = torch.from_numpy(a["la_valid"])
             if fill is not None:
-                t["fill"] = torch.from_numpy(filled_skull_mm(a, *fill))
+                t["fill"] = torch.from_numpy(base_mm(a, fill, base))
         if g != "unpaired-skull":
             t["face"] = torch.from_numpy(a["face"])
             t["face_mask"] = torch.from_numpy(a["face_mask"])
@@ -208,4 +236,5 @@ def epoch_indices(n: int, steps: int, per_step: int, seed: int, epoch: int, grou
     return np.concatenate(parts)[:need].reshape(steps, per_step)
 
 
-__all__ = ["GROUPS", "Data", "epoch_indices", "filled_skull_mm", "load_data", "stage_tensors"]
+__all__ = ["GROUPS", "Data", "base_mm", "epoch_indices", "filled_skull_mm", "fit_base_mm", "load_data",
+           "stage_tensors"]

@@ -29,7 +29,7 @@ from ..errors import InputError
 from ..io.atomic import write_json
 from ..model import GanConfig, Nets, build_nets, generator_kwargs, make_denormalise, train_step
 from . import checkpoints as ckpt
-from .data import GROUPS, Data, epoch_indices, filled_skull_mm, load_data, stage_tensors
+from .data import GROUPS, Data, base_mm, epoch_indices, load_data, stage_tensors
 from .distributed import Dist, all_mean, barrier, close_group, dist_context, init_group
 from .meta import LEGACY_SETTINGS, data_meta
 from .plots import plot_history
@@ -49,6 +49,13 @@ def run_training(data_dir: str | os.PathLike, out_dir: str | os.PathLike, settin
     torch.set_num_threads(settings.num_threads or max(1, (os.cpu_count() or 1) // max(1, ctx.local_world)))
 
     data = load_data(data_dir, settings.final_res, settings.k)
+    if settings.residual and settings.base == "fit":
+        for arrays in (data.train, data.val):
+            lacking = arrays["id"][arrays["has_skull"] & ~arrays["has_fit"]]
+            if len(lacking):
+                raise InputError(data.manifest.path, f"sample {lacking[0]} has no fitted-face map (a dataset built "
+                                                     "before datasets held the face-model fit): build it again, "
+                                                     "or train with --base fill")
     config = GanConfig.from_settings(settings)
     stages = settings.stages()
     table = _epoch_table(stages)
@@ -94,8 +101,9 @@ def run_training(data_dir: str | os.PathLike, out_dir: str | os.PathLike, settin
                 stage_cache = None  # free the previous stage first
                 val_stage = downsample_arrays(data.val, res) if has_val else None
                 if val_stage is not None and fill is not None:
-                    val_stage["fill"] = filled_skull_mm(val_stage, *fill)
-                stage_cache = (res, stage_tensors(data.train, data.group_index, res, ctx.device, fill), val_stage)
+                    val_stage["fill"] = base_mm(val_stage, fill, settings.base)
+                stage_cache = (res, stage_tensors(data.train, data.group_index, res, ctx.device, fill, settings.base),
+                               val_stage)
             _, tensors, val_stage = stage_cache
             idx = {g: torch.from_numpy(epoch_indices(n_group[g], steps_per_epoch, per_step, settings.seed,
                                                      epoch, gi)[:, ctx.rank * settings.batch_size:
@@ -127,7 +135,7 @@ def run_training(data_dir: str | os.PathLike, out_dir: str | os.PathLike, settin
             if has_val and ((epoch + 1) % settings.val_every == 0 or ep_in_stage + 1 == stage_epochs
                             or epoch + 1 == total_epochs):
                 row.update(validate(nets.g_mod, val_stage, data.val, alpha, ctx.device, 4 * settings.batch_size,
-                                    thickness))
+                                    thickness, with_fit=settings.residual and settings.base == "fit"))
             else:  # same keys on every line, null when not validated
                 row.update(dict.fromkeys(VAL_KEYS))
             row.update(baseline)

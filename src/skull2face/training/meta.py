@@ -7,9 +7,11 @@ checkpoint's name, its validation metrics, the training settings and the torch v
 naming the file, instead of filling in defaults: a model read with wrong assumptions would
 predict a wrong face without a word.
 
-One older layout is read on purpose: files written before residual mode existed have no
+Two older layouts are read on purpose: files written before residual mode existed have no
 ``residual`` key (nor the residual-only keys); their generator predicts the normalised face
-height, so they load with ``residual`` False and the residual-only values None.
+height, so they load with ``residual`` False and the residual-only values None. Files written
+before the face-model base existed have no ``base`` key: their base is the filled skull
+(``"fill"``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from ..errors import InputError
 RESIDUAL_KEYS = ("thickness_range_mm", "thickness_min_mm", "fill_radius_mm", "tissue_offset_mm")
 # Values of training settings that runs written before the setting existed implicitly used
 # (`skull2face.stages.train.TrainSettings.from_json` and the resume check read them).
-LEGACY_SETTINGS = {"residual": False, "thickness_min_mm": 0.0, "tissue_offset_mm": 0.0}
+LEGACY_SETTINGS = {"residual": False, "thickness_min_mm": 0.0, "tissue_offset_mm": 0.0, "base": "fill"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -62,6 +64,11 @@ class ModelMeta(Mapping):
         face height.
     thickness_range_mm, thickness_min_mm, fill_radius_mm, tissue_offset_mm : float or None, mm
         Residual mode's values (None only for models written before residual mode).
+    base : {'fit', 'fill'} or None
+        Residual mode's base surface: ``fit``, the face-model fit over the skull
+        (`skull2face.statistics.skull_fit.fitted_face` with the thickness prior stored in the
+        model file), which is also the generator's third input channel; ``fill``, the filled
+        skull above. None without residual mode.
     epoch : int
         Epochs trained.
     checkpoint : str
@@ -91,6 +98,7 @@ class ModelMeta(Mapping):
     thickness_min_mm: float | None
     fill_radius_mm: float | None
     tissue_offset_mm: float | None
+    base: str | None
     epoch: int
     checkpoint: str
     validation: dict
@@ -121,6 +129,9 @@ class ModelMeta(Mapping):
         if "residual" not in data:
             # Written before residual mode: the face output is the normalised height.
             data = {**dict.fromkeys(RESIDUAL_KEYS), **data, "residual": False}
+        if "base" not in data:
+            # Written before the face-model base: residual models corrected the filled skull.
+            data = {**data, "base": "fill" if data.get("residual") else None}
         names = _KEYS
         missing = [key for key in names if key not in data]
         unknown = sorted(str(key) for key in data if key not in names)
@@ -198,8 +209,18 @@ _CONVERT = {
     **dict.fromkeys(RESIDUAL_KEYS, _residual_number), "epoch": _number(int), "checkpoint": _typed(str),
     "validation": _typed(dict), "settings": _typed(dict), "torch": _typed(str, optional=True),
     "generator_kwargs": _typed(dict),
+    "base": lambda v, residual: _base(v, residual),
 }
+def _base(v, residual):
+    if v is None and residual is False:
+        return None
+    if v not in ("fit", "fill"):
+        raise ValueError(v)
+    return v
+
+
 _WHAT = {
+    "base": "'fit' or 'fill' (residual mode)",
     **dict.fromkeys(("k", "z_near", "z_far", "mm_per_px", "dataset_mm_per_px"), "a number"),
     **dict.fromkeys(("resolution", "epoch"), "an integer"), "centre": "a pair of numbers",
     "dataset_size": "a pair of integers", **dict.fromkeys(("input", "output", "checkpoint"), "a string"),
@@ -230,13 +251,20 @@ def data_meta(data: Any, settings: Any) -> dict[str, Any]:
         "mm_per_px": data.manifest.mm_per_px * size / settings.final_res,
         "centre": data.info["centre"],
         "dataset_size": list(data.manifest.size), "dataset_mm_per_px": data.manifest.mm_per_px,
-        "input": "concat(normalise(skull height, k), skull mask) as (B, 2, R, R), R = resolution",
+        "input": ("concat(normalise(skull height, k), skull mask, normalise(fitted face height, k)) as "
+                  "(B, 3, R, R), R = resolution" if settings.residual and settings.base == "fit" else
+                  "concat(normalise(skull height, k), skull mask) as (B, 2, R, R), R = resolution"),
+        "base": settings.base if settings.residual else None,
         "residual": settings.residual,
         "thickness_range_mm": settings.thickness_range_mm,
         "thickness_min_mm": settings.thickness_min_mm,
         "fill_radius_mm": settings.fill_radius_mm,
         "tissue_offset_mm": settings.tissue_offset_mm,
-        "output": ("face: soft-tissue thickness above the base surface B = skull2face.geometry.fill."
+        "output": ("face: correction of the base surface B = the face-model fit "
+                   "(skull2face.statistics.skull_fit.fitted_face, with the model file's thickness prior); "
+                   "face height = clip(B + thickness_min_mm + face * thickness_range_mm, z_near, z_far); "
+                   "face mask: mask_logit > 0" if settings.residual and settings.base == "fit" else
+                   "face: soft-tissue thickness above the base surface B = skull2face.geometry.fill."
                    "filled_height(skull mm, mm_per_px, fill_radius_mm, tissue_offset_mm); face height = "
                    "clip(B + thickness_min_mm + face * thickness_range_mm, z_near, z_far); "
                    "face mask: mask_logit > 0" if settings.residual else

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..dataset.reader import network_input
 from ..geometry import codec
 from ..model import UNetGenerator
 
@@ -42,7 +43,7 @@ def _true_mm(val_final: dict[str, np.ndarray]) -> torch.Tensor:
 @torch.no_grad()
 def validate(g: UNetGenerator, val_stage: dict[str, np.ndarray], val_final: dict[str, np.ndarray],
              alpha: float, device: torch.device, batch: int,
-             thickness_mm: tuple[float, float] | None = None) -> dict[str, Any]:
+             thickness_mm: tuple[float, float] | None = None, with_fit: bool = False) -> dict[str, Any]:
     """Validation metrics of the generator at the current stage, measured at the final resolution.
 
     Parameters
@@ -51,7 +52,7 @@ def validate(g: UNetGenerator, val_stage: dict[str, np.ndarray], val_final: dict
         Put in eval mode for the passes, then back in its mode.
     val_stage, val_final : dict
         `load_arrays`-style validation arrays at the stage's and at the final resolution. In
-        residual mode ``val_stage["fill"]`` holds the filled skulls (mm).
+        residual mode ``val_stage["fill"]`` holds the base surfaces (mm, `skull2face.training.data.base_mm`).
     alpha : float
         Fade-in weight of the newest generator level.
     device : torch.device
@@ -60,6 +61,8 @@ def validate(g: UNetGenerator, val_stage: dict[str, np.ndarray], val_final: dict
     thickness_mm : (float, float), optional
         Residual mode: ``(thickness_min_mm, thickness_range_mm)`` of the generator's output;
         None: the generator predicts normalised face heights.
+    with_fit : bool
+        The generator also sees the fitted face (`skull2face.dataset.reader.network_input`).
 
     Returns
     -------
@@ -69,7 +72,7 @@ def validate(g: UNetGenerator, val_stage: dict[str, np.ndarray], val_final: dict
     """
     z_near, z_far, k = float(val_final["z_near"]), float(val_final["z_far"]), float(val_final["k"])
     res = int(val_final["size"][0])
-    x_all = torch.from_numpy(np.concatenate([val_stage["skull"], val_stage["skull_mask"]], axis=1))
+    x_all = torch.from_numpy(network_input(val_stage, with_fit))
     fill_all = torch.from_numpy(val_stage["fill"]) if thickness_mm is not None else None
     t_min, t_range = thickness_mm if thickness_mm is not None else (None, None)
     preds, logits = [], []

@@ -1,0 +1,172 @@
+"""The ICT-FaceKit head model fitted to one skull: its targets, the fit, the fitted face map.
+
+Targets, in the skull's input coordinates (mm):
+
+* the L_A targets (`skull2face.statistics.face_model.landmark_targets`): every skull landmark
+  with a skin partner moved out along the bone normal by its published mean thickness (Hona &
+  Stephan 2024), weighted by 1/SD^2;
+* a dense surface (`dense_target`) over the bone's frontal silhouette: the filled skull map
+  (`skull2face.statistics.thickness_prior.base_height`) plus the thickness prior measured on
+  real heads (`skull2face.statistics.thickness_prior`), pulled onto from both sides within its
+  SD; without a prior, the filled skull plus `ENVELOPE_RADIUS_MM` as a lower bound.
+
+The fit starts from the head frame's axes (the model's axes are the head frame's: +x the
+subject's left, +y up, +z out of the face) with the landmarks' weighted centroids matched.
+The fitted head (face, scalp, ears and neck; eyes and mouth closed by caps) is rendered in the
+target's render spec. This is the ``face-model`` method and the base that the skull2face
+generator corrects.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import numpy as np
+import trimesh
+
+from ..geometry.depthmap import DepthMap, RenderSpec, render
+from ..geometry.frame import apply
+from ..geometry.normals import HEAD_CENTRE
+from .face_model import DENSE_SD_MM, MapSurface, fit_head_model, landmark_targets, load_head_model
+from .thickness_prior import ThicknessPrior, base_height, over_bone
+
+ENVELOPE_RADIUS_MM = 6.0
+"""The lower bound's thickness without a prior: the thinnest published tissue over the face
+(glabella 5.5, nasion 6.0 mm, Hona & Stephan 2024), as the ``envelope`` baseline."""
+DENSE_CHOICES = ("prior", "map", "none")
+
+
+def dense_target(skull_map: DepthMap, dense: str = "prior", prior: ThicknessPrior | None = None) -> MapSurface | None:
+    """The fit's dense target surface over the bone's frontal silhouette.
+
+    Parameters
+    ----------
+    skull_map : DepthMap
+        The skull's frontal map (its spec's frame: input -> head).
+    dense : {'prior', 'map', 'none'}
+        ``prior``: filled skull + measured thickness prior, two-sided within its SD (``map``
+        when no prior is given); ``map``: filled skull + `ENVELOPE_RADIUS_MM`, a lower bound;
+        ``none``: no dense term.
+    prior : ThicknessPrior, optional
+
+    Returns
+    -------
+    MapSurface or None
+    """
+    if dense not in DENSE_CHOICES:
+        raise ValueError(f"dense must be one of {', '.join(DENSE_CHOICES)}, got {dense!r}")
+    if dense == "none" or not skull_map.mask.any():
+        return None
+    spec = skull_map.spec
+    base = base_height(skull_map.height, spec.mm_per_px).astype(np.float64)
+    base[~over_bone(skull_map.height, spec.mm_per_px)] = np.nan  # beyond the bone the base is an extension
+    if dense == "prior" and prior is not None:
+        mean, sd, _ = prior.sample(spec)
+        return MapSurface(base + mean, sd, spec, two_sided=True)
+    return MapSurface(base + ENVELOPE_RADIUS_MM, DENSE_SD_MM, spec, two_sided=False)
+
+
+def fit_to_skull(skull_mesh: trimesh.Trimesh, skull_landmarks: Any, spec: RenderSpec, surface: Any = None, *,
+                 n_modes: int | None = None, info: dict | None = None) -> trimesh.Trimesh:
+    """The model head fitted to a skull, in the skull's input coordinates.
+
+    Parameters
+    ----------
+    skull_mesh : trimesh.Trimesh
+        The skull, input coordinates, mm.
+    skull_landmarks : mapping of str to array_like (3,), or LandmarkSet
+        Its landmarks, input coordinates, mm (at least three with skin partners).
+    spec : RenderSpec
+        Only ``spec.frame`` (input -> head) is used: the start pose and the head centre.
+    surface : MapSurface or MeshSurface, optional
+        The dense target (`dense_target`); None: landmarks and the coefficient prior only.
+    n_modes : int, optional
+        Use the first modes only.
+    info : dict, optional
+        Filled with the fit's record.
+
+    Returns
+    -------
+    trimesh.Trimesh
+        The fitted head, input coordinates, mm.
+    """
+    model = load_head_model()
+    v = np.asarray(skull_mesh.vertices, dtype=np.float64)
+    centre = apply(spec.inverse, np.asarray(HEAD_CENTRE, dtype=np.float64))
+    targets = landmark_targets(v, skull_mesh.faces, skull_landmarks, centre)
+    names = [k for k in targets if k in model.soft]
+    start = spec.inverse.copy()
+    if names:  # start: head frame axes, weighted landmark centroids matched
+        wl = np.array([1.0 / targets[k][1] ** 2 for k in names])
+        src = apply(start, model.neutral[[model.soft[k] for k in names]])
+        dst = np.array([targets[k][0] for k in names])
+        start[:3, 3] += wl @ (dst - src) / wl.sum()
+    fit: dict = {}
+    pose, w = fit_head_model(model, targets, surface, initial_pose=start, n_modes=n_modes, info=fit)
+    if info is not None:
+        info.update({"model": "ICT-FaceKit head (Li et al. 2020), data/models/ict_facekit_head.npz",
+                     "targets": sorted(targets), "fit": fit, "w": [round(float(x), 3) for x in w]})
+    return trimesh.Trimesh(apply(pose, model.instance(w)), model.faces, process=False)
+
+
+def fit_base_mm(fit_mm: Any, z_near: float) -> np.ndarray:
+    """The base a ``base="fit"`` generator corrects: the fitted face heights (mm), ``z_near``
+    where the fitted head does not cover a pixel (off the head the face mask decides).
+
+    Parameters
+    ----------
+    fit_mm : numpy.ndarray, any shape, mm, NaN off the fitted head
+    z_near : float, mm
+
+    Returns
+    -------
+    numpy.ndarray, same shape, float64, finite
+    """
+    a = np.asarray(fit_mm, dtype=np.float64)
+    return np.where(np.isfinite(a), a, float(z_near))
+
+
+def fitted_face(skull_mesh: trimesh.Trimesh, skull_landmarks: Any, spec: RenderSpec, *, dense: str = "prior",
+                prior: ThicknessPrior | None = None, skull_map: DepthMap | None = None, surface: Any = None,
+                n_modes: int | None = None, info: dict | None = None) -> DepthMap:
+    """The fitted model head's frontal map in ``spec`` (the face-model face; skull2face's base).
+
+    Parameters
+    ----------
+    skull_mesh, skull_landmarks, n_modes
+        As in `fit_to_skull`.
+    spec : RenderSpec
+        The target's render spec; the output uses it.
+    dense, prior
+        The dense term (`dense_target`), unless ``surface`` is given.
+    skull_map : DepthMap, optional
+        The skull's map in ``spec`` (rendered when not given).
+    surface : MapSurface or MeshSurface, optional
+        A dense target made by the caller (e.g. the 3D envelope); overrides ``dense``.
+    info : dict, optional
+        Filled with the fit's record and timings (s).
+
+    Returns
+    -------
+    DepthMap
+        Heights (mm, head-frame z) of the fitted head seen from the front.
+    """
+    record = {} if info is None else info
+    t0 = time.perf_counter()
+    if surface is None:
+        if skull_map is None:
+            skull_map = render(skull_mesh, spec)
+        surface = dense_target(skull_map, dense, prior)
+        record["dense"] = "none" if surface is None else ("prior" if surface.two_sided else "map")
+        record["prior_heads"] = list(prior.heads) if (prior is not None and record["dense"] == "prior") else None
+    t1 = time.perf_counter()
+    head = fit_to_skull(skull_mesh, skull_landmarks, spec, surface, n_modes=n_modes, info=record)
+    t2 = time.perf_counter()
+    face = render(head, spec)
+    record["time_s"] = {"dense_target": round(t1 - t0, 3), "fit": round(t2 - t1, 3),
+                        "render": round(time.perf_counter() - t2, 3)}
+    return face
+
+
+__all__ = ["DENSE_CHOICES", "ENVELOPE_RADIUS_MM", "dense_target", "fit_base_mm", "fit_to_skull", "fitted_face"]

@@ -1,0 +1,284 @@
+"""A dense soft-tissue thickness prior in the head frame, measured on real heads.
+
+Published tables (`skull2face.anatomy.tissue`, Hona & Stephan 2024) give the tissue depth at
+some twenty bony landmarks; between them a face has cheeks, lips and a nose the table says
+nothing about. This module measures the thickness everywhere on the real paired heads of a
+training split and keeps, per pixel of the frontal head map:
+
+* the thickness ``T = face height - filled skull height`` (mm, along head-frame z, the viewing
+  direction of the frontal maps), where the filled skull is
+  `skull2face.geometry.fill.filled_height` (orbits, nasal aperture and gaps bridged by a
+  closing with a disc of `FILL_RADIUS_MM`): the surface the tissue spans;
+* its mean over the heads that cover the pixel, and its spread (the SD between heads,
+  combined with the published SD of the nearest table landmarks, never below `MIN_SD_MM`);
+* where no head covers a pixel: the published mean thicknesses at the training heads' skull
+  landmarks (their mean head-frame positions), smoothly interpolated (Shepard,
+  `skull2face.geometry.interpolate.shepard`), with the published SDs.
+
+`build_prior` makes one from (skull map, face map, skull landmarks) triples; `ThicknessPrior`
+holds it with its provenance (heads, table), is saved as ``.npz`` and read back at any grid
+(`ThicknessPrior.sample`). The statistical face fit (`skull2face.statistics.face_model`) pulls
+the model's face onto ``filled skull + T`` where the prior is measured, and the generator of
+skull2face corrects that fit.
+
+Torch-free; heights in mm; maps are (H, W) float32 with NaN off the surface.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from ..anatomy.landmark_set import points_of
+from ..anatomy.names import BONE_TO_SKIN
+from ..anatomy.tissue import thickness_for
+from ..geometry.fill import filled_height
+from ..geometry.interpolate import shepard
+
+FILL_RADIUS_MM = 15.0
+"""Disc radius of the closing that makes the base surface (`skull2face.geometry.fill.DEFAULT_RADIUS_MM`:
+spans the nasal aperture and most of an orbit)."""
+MIN_SD_MM = 1.0
+"""Floor of the prior's SD, mm (about the measurement error of a CT skin and bone at 1 mm)."""
+MAX_THICKNESS_MM = 60.0
+"""Thicker than this (or negative) is not tissue over bone (a scan cut, the neck below the
+mandible); such pixels are not measured. The nose tip is ~30-35 mm over the filled aperture."""
+N_FOR_SPREAD = 5
+"""With fewer heads than this over a pixel, their spread is not used as the population's."""
+RELATIVE_SD = 0.3
+"""The relative spread standing in for it: the published SDs are ~20-40 % of the means over the
+face (e.g. mid-philtrum 12.9 +- 2.8, cheek 10-20 +- 4-6 mm, Hona & Stephan 2024)."""
+SMOOTH_MM = 2.0
+"""Gaussian smoothing of each head's thickness map (sigma, mm): CT noise and staircase."""
+SEAM_MM = 6.0
+"""Width (sigma, mm) over which measured pixels blend into the table-interpolated ones."""
+
+
+@dataclass(frozen=True)
+class ThicknessPrior:
+    """Per-pixel soft-tissue thickness above the filled skull, head frame, mm.
+
+    Parameters
+    ----------
+    mean_mm, sd_mm : numpy.ndarray, shape (H, W), float32, mm
+        Thickness above the filled skull along head-frame z, and its SD. Finite everywhere.
+    n_heads : numpy.ndarray, shape (H, W), int16
+        How many real heads were measured at the pixel (0: from the published table).
+    mm_per_px : float
+    centre : (float, float)
+        Head-frame (x, y) of the grid's centre, mm (as `skull2face.geometry.depthmap.RenderSpec`).
+    heads : tuple of str
+        The real heads measured.
+    table : str
+        The published table used where no head covers a pixel.
+    fill_radius_mm : float
+        The base surface's closing radius (`filled_height`), mm.
+    """
+
+    mean_mm: np.ndarray
+    sd_mm: np.ndarray
+    n_heads: np.ndarray
+    mm_per_px: float
+    centre: tuple[float, float]
+    heads: tuple[str, ...]
+    table: str
+    fill_radius_mm: float = FILL_RADIUS_MM
+
+    def sample(self, spec: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The prior on another grid (bilinear; nearest edge value outside this grid).
+
+        Parameters
+        ----------
+        spec : RenderSpec
+            Only ``size``, ``mm_per_px`` and ``centre`` are used.
+
+        Returns
+        -------
+        mean, sd : numpy.ndarray, shape spec.size, float32, mm
+        n_heads : numpy.ndarray, shape spec.size, int16 (nearest pixel)
+        """
+        x, y = spec.xy_grid()
+        h, w = self.mean_mm.shape
+        col = (x - self.centre[0]) / self.mm_per_px + (w - 1) / 2.0
+        row = (h - 1) / 2.0 - (y - self.centre[1]) / self.mm_per_px
+        rc = np.stack([row, col])
+        mean = ndimage.map_coordinates(self.mean_mm, rc, order=1, mode="nearest")
+        sd = ndimage.map_coordinates(self.sd_mm, rc, order=1, mode="nearest")
+        n = ndimage.map_coordinates(self.n_heads.astype(np.float32), rc, order=0, mode="nearest")
+        return mean.astype(np.float32), sd.astype(np.float32), n.astype(np.int16)
+
+    def to_arrays(self) -> dict[str, np.ndarray]:
+        """Arrays for ``np.savez`` (and a model file); `from_arrays` reads them back."""
+        return {"prior_mean_mm": self.mean_mm, "prior_sd_mm": self.sd_mm, "prior_n_heads": self.n_heads,
+                "prior_mm_per_px": np.float64(self.mm_per_px), "prior_centre": np.asarray(self.centre),
+                "prior_heads": np.array(self.heads, dtype=str), "prior_table": np.array(self.table),
+                "prior_fill_radius_mm": np.float64(self.fill_radius_mm)}
+
+    @classmethod
+    def from_arrays(cls, d: Mapping[str, Any]) -> ThicknessPrior:
+        """Inverse of `to_arrays` (raises KeyError or ValueError when malformed)."""
+        mean = np.asarray(d["prior_mean_mm"], np.float32)
+        sd = np.asarray(d["prior_sd_mm"], np.float32)
+        n = np.asarray(d["prior_n_heads"], np.int16)
+        if mean.ndim != 2 or sd.shape != mean.shape or n.shape != mean.shape or not np.isfinite(mean).all():
+            raise ValueError("thickness prior arrays must be finite (H, W) maps of one shape")
+        return cls(mean, sd, n, float(d["prior_mm_per_px"]), tuple(float(v) for v in np.asarray(d["prior_centre"])),
+                   tuple(str(v) for v in np.asarray(d["prior_heads"]).reshape(-1)), str(np.asarray(d["prior_table"])),
+                   float(d["prior_fill_radius_mm"]))
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Write an ``.npz`` (atomically)."""
+        from ..io.atomic import atomic_path
+
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez_compressed(fh, **self.to_arrays())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> ThicknessPrior:
+        """Read a file written by `save`."""
+        with np.load(path) as d:
+            return cls.from_arrays(d)
+
+
+def base_height(skull_height: np.ndarray, mm_per_px: float, radius_mm: float = FILL_RADIUS_MM) -> np.ndarray:
+    """The surface the tissue spans: the filled skull map (`filled_height`, no offset).
+
+    Parameters
+    ----------
+    skull_height : numpy.ndarray, shape (H, W), mm, NaN off the bone
+    mm_per_px : float
+    radius_mm : float
+
+    Returns
+    -------
+    numpy.ndarray, shape (H, W), float32, mm, finite (all zeros for an empty map)
+    """
+    return filled_height(skull_height, mm_per_px, radius_mm, 0.0)
+
+
+def over_bone(skull_height: np.ndarray, mm_per_px: float, radius_mm: float = FILL_RADIUS_MM) -> np.ndarray:
+    """Pixels over the bone's closed silhouette (gaps narrower than the closing bridged, holes
+    filled): where the filled skull is a real base surface, not an extension of it.
+
+    Returns
+    -------
+    numpy.ndarray, shape (H, W), bool
+    """
+    bone = np.isfinite(np.asarray(skull_height, np.float64))
+    closed = ndimage.binary_closing(bone, iterations=max(1, int(round(radius_mm / mm_per_px))), border_value=0)
+    return ndimage.binary_fill_holes(closed | bone)
+
+
+def measure(skull_height: np.ndarray, face_height: np.ndarray, mm_per_px: float,
+            radius_mm: float = FILL_RADIUS_MM) -> np.ndarray:
+    """One real head's thickness map: face height minus filled skull height (mm).
+
+    Parameters
+    ----------
+    skull_height, face_height : numpy.ndarray, shape (H, W), mm, NaN off the surface
+        The head's frontal skull and face maps (same grid).
+    mm_per_px : float
+    radius_mm : float
+        Closing radius of the base surface.
+
+    Returns
+    -------
+    numpy.ndarray, shape (H, W), float32, mm
+        NaN where the face is missing, the pixel lies outside the skull's closed silhouette,
+        or the thickness is outside ``[0, MAX_THICKNESS_MM]``; smoothed by `SMOOTH_MM`.
+    """
+    skull = np.asarray(skull_height, np.float64)
+    face = np.asarray(face_height, np.float64)
+    base = base_height(skull, mm_per_px, radius_mm).astype(np.float64)
+    t = face - base
+    ok = over_bone(skull, mm_per_px, radius_mm) & np.isfinite(t) & (t >= 0.0) & (t <= MAX_THICKNESS_MM)
+    return _masked_smooth(np.where(ok, t, np.nan), SMOOTH_MM / mm_per_px)
+
+
+def _masked_smooth(values: np.ndarray, sigma_px: float) -> np.ndarray:
+    """Gaussian smoothing that ignores NaN (normalised convolution); NaN stays NaN."""
+    ok = np.isfinite(values)
+    num = ndimage.gaussian_filter(np.where(ok, values, 0.0), sigma_px)
+    den = ndimage.gaussian_filter(ok.astype(np.float64), sigma_px)
+    return np.where(ok, num / np.maximum(den, 1e-9), np.nan).astype(np.float32)
+
+
+def _table_nodes(landmark_sets: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean head-frame (x, y) of each paired skull landmark, its published mean and SD (mm)."""
+    xy, mean, sd = [], [], []
+    for bone in BONE_TO_SKIN:
+        pts = [points_of(s).get(bone) for s in landmark_sets]
+        pts = [np.asarray(p, np.float64) for p in pts if p is not None and np.all(np.isfinite(p))]
+        if not pts:
+            continue
+        row = thickness_for(bone)
+        xy.append(np.mean(pts, axis=0)[:2])
+        mean.append(row.mean_mm)
+        sd.append(row.sd_mm)
+    return np.array(xy).reshape(-1, 2), np.array(mean), np.array(sd)
+
+
+def build_prior(heads: Sequence[tuple[str, np.ndarray, np.ndarray, Any]], spec: Any,
+                table: str = "Hona & Stephan 2024 (data/tissue/fstt_hona_stephan_2024.csv)") -> ThicknessPrior:
+    """Measure the prior on real paired heads.
+
+    Parameters
+    ----------
+    heads : sequence of (str, numpy.ndarray, numpy.ndarray, mapping or LandmarkSet)
+        ``(name, skull height, face height, skull landmarks in the HEAD FRAME)``: each head's
+        frontal maps on the grid of ``spec`` (mm, NaN off the surface). May be empty: the
+        prior is then the table alone (at mean landmark positions of the heads given... none:
+        the landmarks must come from at least one head; with no head at all, a constant prior
+        of the table's median thickness is returned).
+    spec : RenderSpec
+        The maps' grid (size, mm_per_px, centre).
+    table : str
+        Provenance of the published values.
+
+    Returns
+    -------
+    ThicknessPrior
+    """
+    h, w = spec.size
+    s = float(spec.mm_per_px)
+    maps = [measure(sk, fa, s) for _, sk, fa, _ in heads]
+    stack = np.stack(maps) if maps else np.full((0, h, w), np.nan, np.float32)
+    n = np.isfinite(stack).sum(axis=0).astype(np.int16)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels: no head there
+        head_mean = np.nanmean(stack, axis=0) if maps else np.zeros((h, w))
+        between = np.nanstd(stack, axis=0, ddof=1) if len(maps) > 1 else np.zeros((h, w))
+    between = np.where(n > 1, np.nan_to_num(between), 0.0)
+    x, y = spec.xy_grid()
+    xy_nodes, t_mean, t_sd = _table_nodes([lm for *_, lm in heads])
+    if len(t_mean):
+        grid = np.stack([x.ravel(), y.ravel(), np.zeros(x.size)], axis=1)
+        nodes = np.concatenate([xy_nodes, np.zeros((len(xy_nodes), 1))], axis=1)
+        table_mean = shepard(grid, nodes, t_mean, softening_mm=5.0).reshape(h, w)
+        table_sd = shepard(grid, nodes, t_sd, softening_mm=5.0).reshape(h, w)
+    else:
+        table_mean = np.full((h, w), 6.0)  # no landmark at all: the envelope's 6 mm (see methods.envelope)
+        table_sd = np.full((h, w), 3.0)
+    # blend: measured where heads cover, table elsewhere, with a smooth seam
+    cover = ndimage.gaussian_filter((n > 0).astype(np.float64), SEAM_MM / s)
+    cover = np.where(n > 0, np.maximum(cover, 0.5), cover) * 2.0
+    a = np.clip(cover, 0.0, 1.0)
+    measured = np.where(n > 0, head_mean, table_mean)
+    mean = a * measured + (1.0 - a) * table_mean
+    # one head's thickness is not the population's: below N_FOR_SPREAD heads, the between-head
+    # spread is not measured and a relative spread stands in for it
+    spread = np.where(n >= N_FOR_SPREAD, between, RELATIVE_SD * np.abs(mean))
+    sd = np.sqrt(spread ** 2 + table_sd ** 2)
+    sd = np.maximum(sd, MIN_SD_MM)
+    return ThicknessPrior(mean.astype(np.float32), sd.astype(np.float32), n, s, tuple(spec.centre),
+                          tuple(name for name, *_ in heads), table)
+
+
+__all__ = ["FILL_RADIUS_MM", "MIN_SD_MM", "ThicknessPrior", "base_height", "build_prior", "measure", "over_bone"]
