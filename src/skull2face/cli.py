@@ -288,6 +288,10 @@ def main(argv: list[str] | None = None) -> int:
     except InputError as exc:  # names the file and the problem
         print(f"skull2face {cmd.name}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a file that cannot be read or written (permissions, a full disk): one line too
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"skull2face {cmd.name}: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("skull2face: interrupted", file=sys.stderr)
         return 130
