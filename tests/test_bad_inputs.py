@@ -136,6 +136,7 @@ def test_bad_input_one_line_exit_2(bad, tmp_path, case):
     r = subprocess.run([sys.executable, "-m", "skull2face", *argv], capture_output=True, text=True, env=env,
                        timeout=120)
     err = r.stderr
+    print(f"[{case}] {err.strip()}")  # the catalogue of messages, with pytest -s
     assert r.returncode == 2, (r.returncode, err)
     assert "Traceback" not in err and err.count("\n") == 1 and err.endswith("\n"), err
     assert named in err, err

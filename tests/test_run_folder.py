@@ -167,3 +167,23 @@ def test_two_processes_never_mix(tmp_path):
     assert _siblings(out) == sorted(["face.ply", "face.obj", "predict.json", f"only_{tag}"])
     assert _siblings(tmp_path) == ["o"]
     assert sum("refused" in o for o in outs) <= 2  # a run is refused only while another holds the folder
+
+
+def test_extract_twice_into_one_folder_keeps_only_the_second_run(tmp_path):
+    """A real stage: the second run (skin only, no picture) leaves no skull.ply or extract.png of the first."""
+    import json
+
+    from skull2face.geometry.surfaces import SurfaceSettings
+    from skull2face.io.volumes import write_volume
+    from skull2face.phantoms import head_phantom
+    from skull2face.stages.extract import ExtractSettings, extract
+
+    ct = tmp_path / "ct.nii.gz"
+    write_volume(head_phantom(shape=(48, 48, 40), spacing=(4.0, 4.0, 5.0)), ct)
+    out = tmp_path / "o"
+    extract(ct, out, ExtractSettings(picture=False))
+    assert _siblings(out) == ["extract.json", "skin.ply", "skull.ply"]
+    extract(ct, out, ExtractSettings(surfaces=SurfaceSettings(skin_only=True), picture=False))
+    assert _siblings(out) == ["extract.json", "skin.ply"]
+    assert json.loads((out / "extract.json").read_text())["outputs"] == {"skin": "skin.ply"}
+    assert _siblings(tmp_path) == ["ct.nii.gz", "o"]
