@@ -11,7 +11,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -187,3 +186,24 @@ def test_extract_twice_into_one_folder_keeps_only_the_second_run(tmp_path):
     assert _siblings(out) == ["extract.json", "skin.ply"]
     assert json.loads((out / "extract.json").read_text())["outputs"] == {"skin": "skin.ply"}
     assert _siblings(tmp_path) == ["ct.nii.gz", "o"]
+
+
+def test_sigterm_removes_the_partial_folder(tmp_path):
+    """``kill`` (SIGTERM) of a run started by the CLI leaves neither a partial nor a temporary folder."""
+    out = tmp_path / "o"
+    code = (f"import sys, time; sys.path.insert(0, {SRC!r})\n"
+            "from skull2face.cli import _interrupt_on_sigterm\n"
+            "from skull2face.io.run_folder import run_folder\n"
+            "_interrupt_on_sigterm()\n"
+            "try:\n"
+            f"    with run_folder({str(out)!r}, 'predict') as tmp:\n"
+            "        (tmp / 'face.ply').write_text('half')\n"
+            "        print('writing', flush=True)\n"
+            "        time.sleep(60)\n"
+            "except KeyboardInterrupt:\n"
+            "    sys.exit(130)\n")
+    p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert p.stdout.readline().strip() == "writing"
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=30) == 130
+    assert _siblings(tmp_path) == []
