@@ -236,6 +236,19 @@ def _setup_logging(verbose: bool, quiet: bool) -> None:
             logging.getLogger(name).setLevel(logging.WARNING)
 
 
+def _interrupt_on_sigterm() -> None:
+    """Let ``kill`` (SIGTERM) end a run as Ctrl-C does, so its partial output folder is removed
+    (`skull2face.io.run_folder`); only SIGKILL skips that, and the next run clears it."""
+    import signal
+    import threading
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, stop)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``skull2face ARGV``; returns the exit status (0 done, 2 bad input or settings).
 
@@ -281,12 +294,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"skull2face {cmd.name}: error: {exc}", file=sys.stderr)
             return 2
     kwargs = {a.dest: getattr(args, a.dest) for a in cmd.inputs}
+    _interrupt_on_sigterm()
     if settings is not None:
         kwargs["settings"] = settings
     try:
         result = _load(cmd.run)(**kwargs)
     except InputError as exc:  # names the file and the problem
         print(f"skull2face {cmd.name}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file that cannot be read or written (permissions, a full disk): one line too
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"skull2face {cmd.name}: error: {where}{exc.strerror or exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("skull2face: interrupted", file=sys.stderr)

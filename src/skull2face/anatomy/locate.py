@@ -23,6 +23,13 @@ from .landmark_set import LandmarkSet
 SURFACES = ("skull", "face")
 POSES = ("auto", "lps", "scan")
 
+# A given landmark is a point on this surface, digitised on it or on another mesh of the same
+# head (finer, coarser, or another threshold of the same CT): these move a surface by a few mm.
+# Landmarks in other coordinates (RAS tagged as LPS: x and y negated; another scan's frame;
+# metres) lie tens to hundreds of mm away. The tolerance between the two is our choice, not a
+# published figure.
+GIVEN_MAX_MM = 15.0
+
 
 @dataclass
 class PoseSettings:
@@ -100,9 +107,47 @@ def coarse_pose(mesh: trimesh.Trimesh, mesh_path: str | os.PathLike, surface: st
     return matrix, {"mode": "scan", **record}
 
 
+def check_given(mesh: trimesh.Trimesh, given: LandmarkSet, given_path: str | os.PathLike | None,
+                max_mm: float = GIVEN_MAX_MM) -> None:
+    """Refuse given landmarks farther than ``max_mm`` from the mesh surface.
+
+    Parameters
+    ----------
+    mesh : trimesh.Trimesh
+        The surface, mm.
+    given : LandmarkSet
+        The landmarks, in the mesh's coordinates (LPS mm).
+    given_path : path-like or None
+        The landmark file, named in the error.
+    max_mm : float
+        Largest accepted exact point-to-surface distance, mm (`GIVEN_MAX_MM`).
+
+    Raises
+    ------
+    InputError
+        Naming the file, the farthest landmark and its distance.
+    """
+    from ..geometry.distances import closest_points
+
+    names = [n for n, p in given.points.items() if np.all(np.isfinite(p))]
+    if not names:
+        return
+    dist = closest_points(np.array([given.points[n] for n in names]), mesh)[0]
+    worst = int(np.argmax(dist))
+    if dist[worst] > max_mm:
+        far = int(np.count_nonzero(dist > max_mm))
+        raise InputError(given_path or "given landmarks",
+                         f"{far} of {len(names)} landmarks lie more than {max_mm:g} mm from the mesh surface (worst: "
+                         f"{names[worst]} at {dist[worst]:.1f} mm): are they in the mesh's coordinates (LPS mm, "
+                         "not RAS or another scan's frame)?")
+
+
 def locate(mesh: trimesh.Trimesh, mesh_path: str | os.PathLike, surface: str,
-           given: LandmarkSet | None = None, settings: PoseSettings | None = None) -> tuple[LandmarkSet, dict]:
-    """Landmarks of a loaded mesh: given ones kept, the others detected.
+           given: LandmarkSet | None = None, settings: PoseSettings | None = None,
+           given_path: str | os.PathLike | None = None) -> tuple[LandmarkSet, dict]:
+    """Landmarks of a loaded mesh: given ones kept (after `check_given`), the others detected.
+
+    ``given_path`` names the landmark file in the error of `check_given`.
 
     Returns
     -------
@@ -114,6 +159,8 @@ def locate(mesh: trimesh.Trimesh, mesh_path: str | os.PathLike, surface: str,
     from .detect import detect_landmarks
 
     settings = settings or PoseSettings()
+    if given is not None:
+        check_given(mesh, given, given_path)
     t0 = time.perf_counter()
     coarse, pose_record = coarse_pose(mesh, mesh_path, surface, settings)
     lms = detect_landmarks(mesh, surface, coarse, given=given)

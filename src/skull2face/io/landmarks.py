@@ -18,6 +18,7 @@ import io
 import json
 import math
 import os
+import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -261,19 +262,23 @@ def _parse_table(path: Path, text: str):
     if not lines:
         raise InputError(path, "landmark file has no rows")
     sample = "\n".join(lines)
-    delimiter = next((d for d in (",", ";", "\t") if d in sample), None)
+    delimiter = _delimiter(lines)
     if delimiter is None:
         # whitespace-separated: the last three fields are x y z, the rest is the label
         rows = [[" ".join(parts[:-3]), *parts[-3:]] if len(parts) >= 4 else parts
                 for parts in (ln.split() for ln in lines)]
     else:
         rows = [[c.strip() for c in row] for row in csv.reader(io.StringIO(sample), delimiter=delimiter)]
+        if delimiter != ",":  # decimal commas (European spreadsheets: 12,5;-3,25): unambiguous here
+            rows = [[_DECIMAL_COMMA.sub(r"\1.\2", c) for c in row] for row in rows]
     cols = (0, 1, 2, 3)
     header = [c.lower() for c in rows[0]]
     if not _is_number(rows[0][1] if len(rows[0]) > 1 else ""):
         names_col = next((header.index(h) for h in ("name", "label", "landmark") if h in header), None)
         if names_col is None or not all(a in header for a in ("x", "y", "z")):
-            raise InputError(path, f"the header {', '.join(rows[0])} needs columns name, x, y, z")
+            other = next((f"; it looks {d!r}-separated" for d in (";", "\t", ",")
+                          if d != delimiter and d in lines[0]), "")
+            raise InputError(path, f"the header {', '.join(rows[0])} needs columns name, x, y, z{other}")
         cols = (names_col, header.index("x"), header.index("y"), header.index("z"))
         rows = rows[1:]
     raws = []
@@ -282,6 +287,20 @@ def _parse_table(path: Path, text: str):
             raise InputError(path, f"row {n} ({', '.join(row)}) needs name, x, y, z")
         raws.append(_Raw(row[cols[0]], [row[c] for c in cols[1:]], {"source": "given"}))
     return raws, "LPS"
+
+
+_DECIMAL_COMMA = re.compile(r"^([-+]?\d+),(\d+)$")
+
+
+def _delimiter(lines: list[str]) -> str | None:
+    """The column separator of a table: the one of ``, ; tab`` that splits every line into the
+    same number (>= 4) of fields; else the first present; None: whitespace."""
+    present = [d for d in (",", ";", "\t") if any(d in ln for ln in lines)]
+    for d in present:
+        counts = {len(row) for row in csv.reader(io.StringIO("\n".join(lines)), delimiter=d)}
+        if len(counts) == 1 and counts.pop() >= 4:
+            return d
+    return present[0] if present else None
 
 
 def _is_number(text: str) -> bool:

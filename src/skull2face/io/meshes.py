@@ -56,8 +56,12 @@ def check_mesh(mesh: trimesh.Trimesh, path: str | os.PathLike | None) -> None:
         raise InputError(path, "mesh is empty (no vertices or no triangles)")
     if not np.all(np.isfinite(mesh.vertices)):
         raise InputError(path, "mesh has NaN or infinite vertex coordinates")
-    if float(mesh.area) <= 0.0 or np.count_nonzero(mesh.area_faces > 0) < 4:
+    if float(mesh.area) <= 0.0:
         raise InputError(path, "mesh is degenerate: its triangles have no area")
+    with_area = int(np.count_nonzero(mesh.area_faces > 0))
+    if with_area < 4:
+        raise InputError(path, f"mesh has only {with_area} triangle(s) with any area ({float(mesh.area):.4g} mm^2 in "
+                               "all): not a surface (a head surface has thousands of triangles)")
     if np.min(mesh.extents) <= 0.0 and len(mesh.faces) > 1:
         raise InputError(path, "mesh is flat in one axis (degenerate); expected a 3D surface")
 
@@ -96,11 +100,17 @@ def load_mesh(path: str | os.PathLike, *, units_check: bool = True,
     if path.stat().st_size == 0:
         raise InputError(path, "file is empty (0 bytes)")
     try:
-        loaded = trimesh.load(str(path), force="mesh", process=True)
+        # unprocessed first: trimesh's processing silently drops NaN vertices (and the landmarks move)
+        loaded = trimesh.load(str(path), force="mesh", process=False)
     except Exception as exc:  # trimesh raises many types for corrupt files
         raise InputError(path, f"cannot read mesh: {exc}") from None
     if not isinstance(loaded, trimesh.Trimesh):
         raise InputError(path, "file holds no triangle mesh (only points or lines?)")
+    bad = ~np.all(np.isfinite(np.asarray(loaded.vertices)), axis=1)
+    if bad.any():
+        raise InputError(path, f"mesh has NaN or infinite coordinates in {int(bad.sum())} of {len(bad)} vertices; "
+                               "skull2face does not guess them: remove or repair those vertices")
+    loaded.process()  # what process=True does: merge duplicate vertices
     check_mesh(loaded, path)
     if units_check:
         check_units(loaded, path, extent_mm)

@@ -172,6 +172,8 @@ def read_volume(path: str | os.PathLike) -> Volume:
             raise InputError(path, "this is a single DICOM file: pass the folder that holds the whole series")
         raise InputError(path, f"unsupported volume format; use a DICOM folder or one of {', '.join(VOLUME_SUFFIXES)}")
     _check_complete(path)
+    if path.name.lower().endswith((".nii", ".nii.gz")):
+        _check_nifti_finite(path)
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
@@ -246,7 +248,52 @@ def _looks_like_dicom(path: Path) -> bool:
         return False
 
 
+def _refuse_non_finite(path: Path, bad: int, total: int) -> None:
+    """The one message for NaN or infinite voxels (what they hold, air or bone, cannot be guessed)."""
+    if bad and bad == total:
+        raise InputError(path, "every voxel is NaN or infinite: the volume holds no image")
+    if bad:
+        raise InputError(path, f"{bad} of {total} voxels ({100 * bad / total:.2g} %) are NaN or infinite; skull2face "
+                               "does not guess what they hold: fill them (e.g. with the air value) first")
+
+
+def _check_voxels(vol: Volume, path: Path) -> None:
+    """Refuse NaN or infinite voxels in what was read."""
+    if not np.issubdtype(vol.voxels.dtype, np.integer):
+        _refuse_non_finite(path, int(vol.voxels.size - np.count_nonzero(np.isfinite(vol.voxels))), vol.voxels.size)
+
+
+_NIFTI_FLOATS = {16: "f4", 64: "f8"}  # NIfTI-1 datatype codes of float32 and float64
+
+
+def _check_nifti_finite(path: Path) -> None:
+    """Count NaN/inf voxels in a float NIfTI-1 file itself: ITK's reader turns them into 0 silently."""
+    import gzip
+    import struct
+
+    opener = gzip.open if path.name.lower().endswith(".gz") else open
+    with opener(path, "rb") as f:
+        head = f.read(352)
+        if len(head) < 348:
+            return
+        endian = "<" if struct.unpack("<i", head[:4])[0] == 348 else ">"
+        if struct.unpack(endian + "i", head[:4])[0] != 348:
+            return
+        code = _NIFTI_FLOATS.get(struct.unpack(endian + "h", head[70:72])[0])
+        if code is None:
+            return
+        dims = struct.unpack(endian + "8h", head[40:56])
+        total = int(np.prod([max(1, d) for d in dims[1:1 + max(1, min(dims[0], 7))]]))
+        f.seek(int(struct.unpack(endian + "f", head[108:112])[0]))
+        dtype, bad = np.dtype(endian + code), 0
+        while chunk := f.read(dtype.itemsize << 22):
+            vals = np.frombuffer(chunk[: len(chunk) - len(chunk) % dtype.itemsize], dtype=dtype)
+            bad += int(vals.size - np.count_nonzero(np.isfinite(vals)))
+    _refuse_non_finite(path, bad, total)
+
+
 def _check_geometry(vol: Volume, path: Path) -> None:
+    _check_voxels(vol, path)
     if min(vol.shape) < 2:
         raise InputError(path, f"volume is not 3D enough to hold a head (grid {vol.shape})")
     if not np.all(np.isfinite(vol.spacing)) or np.any(vol.spacing <= 0):
@@ -272,7 +319,7 @@ def _read_dicom_folder(folder: Path) -> Volume:
                     folder, len(series), chosen, len(files), others)
     if len(files) < 2:
         raise InputError(folder, f"DICOM series {chosen} has only {len(files)} slice(s); a head volume needs many")
-    _check_slice_positions(folder, files)
+    _check_slice_positions(folder, files, {os.path.realpath(f) for fs in series.values() for f in fs})
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
     try:
@@ -286,8 +333,16 @@ def _read_dicom_folder(folder: Path) -> Volume:
     return vol
 
 
-def _check_slice_positions(folder: Path, files: tuple[str, ...]) -> None:
-    """Refuse series with a missing slice or uneven spacing (ITK would silently resample them)."""
+def _unreadable_dicom(folder: Path, in_series: set[str]) -> list[Path]:
+    """Files of ``folder`` that start like DICOM but belong to no series GDCM could read
+    (a truncated or corrupt slice is dropped from its series, leaving a gap)."""
+    return sorted(p for p in folder.iterdir() if p.is_file() and os.path.realpath(p) not in in_series
+                  and p.name.upper() != "DICOMDIR" and _looks_like_dicom(p))
+
+
+def _check_slice_positions(folder: Path, files: tuple[str, ...], in_series: set[str] = frozenset()) -> None:
+    """Refuse series with a missing slice or uneven spacing (ITK would silently resample them);
+    name the file when the gap is a slice that cannot be read."""
     positions, normal = [], None
     reader = sitk.ImageFileReader()
     for f in files:
@@ -309,6 +364,10 @@ def _check_slice_positions(folder: Path, files: tuple[str, ...]) -> None:
     bad = np.nonzero(np.abs(gaps - median) > _SLICE_SPACING_TOLERANCE * median)[0]
     if bad.size:
         i = int(bad[0])
+        unread = _unreadable_dicom(folder, in_series)
+        if unread:
+            raise InputError(unread[0], f"DICOM slice is truncated or corrupt: it cannot be read, which leaves a gap "
+                                        f"in the series ({len(unread)} such file(s) in {folder})")
         what = ("a missing slice" if gaps[i] > 1.5 * median else "uneven slice spacing")
         raise InputError(folder, f"DICOM series has {what}: slices at {z[i]:.2f} and {z[i + 1]:.2f} mm are "
                                  f"{gaps[i]:.2f} mm apart, the series' spacing is {median:.2f} mm "

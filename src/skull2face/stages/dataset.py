@@ -12,6 +12,8 @@ from pathlib import Path
 
 from .. import samples
 from ..dataset.build import DatasetSettings, build_dataset
+from ..errors import InputError
+from ..io.run_folder import run_folder
 
 
 def build(out_dir: str | os.PathLike, ct_paths: list[str | os.PathLike] | None = None,
@@ -35,12 +37,28 @@ def build(out_dir: str | os.PathLike, ct_paths: list[str | os.PathLike] | None =
     from ..report.dataset import write_sample_grid
 
     cts = list(ct_paths or [samples.path("headsq"), samples.path("cranium")])
-    manifest = build_dataset(cts, out_dir, settings or DatasetSettings())
-    record_path = Path(out_dir) / "dataset.json"
-    record = json.loads(record_path.read_text(encoding="utf-8"))
-    record["report"]["samples_png"] = write_sample_grid(Path(out_dir), manifest)
-    write_json(record_path, record)
+    check_inputs(out_dir, cts)
+    with run_folder(out_dir, "dataset", cts, markers=("manifest.json",)) as out:
+        manifest = build_dataset(cts, out, settings or DatasetSettings())
+        record_path = out / "dataset.json"
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+        record["report"]["samples_png"] = write_sample_grid(out, manifest)
+        write_json(record_path, record)
     return manifest
+
+
+def check_inputs(out_dir: str | os.PathLike, cts: list[str | os.PathLike]) -> None:
+    """Refuse, before any slow work, a folder that holds a dataset and CTs that cannot be read."""
+    from ..io.volumes import is_volume_path
+
+    if (Path(out_dir) / "manifest.json").exists():
+        raise InputError(out_dir, "already holds a dataset (manifest.json); choose a new --out folder")
+    for ct in cts:
+        if not Path(ct).exists():
+            raise InputError(ct, "not found")
+        if not is_volume_path(ct):
+            raise InputError(ct, "not a head CT volume (a DICOM series folder, or a .nii/.nii.gz/.nrrd/.mha/.mhd "
+                                 "file)")
 
 
 def echo(manifest: dict) -> str:

@@ -59,6 +59,22 @@ def run_demo(out_dir: str | Path = "runs/demo", settings: DemoSettings | None = 
     ``quick``: the sizes of `DemoSettings.quick` (a smoke run), keeping ``settings``'
     command-line options (test head, seed, workers).
     """
+    from ..io.run_folder import run_folder
+
+    settings = settings or DemoSettings()
+    if quick:
+        settings = dataclasses.replace(DemoSettings.quick(), **{n: getattr(settings, n) for n in cli_fields(DemoSettings)})
+
+    out = Path(out_dir)
+    if (out / "dataset" / "manifest.json").exists():
+        raise InputError(out, "already holds a demo run; choose a new --out folder or delete it")
+    # claimed in place: each stage inside swaps its own sub-folder in when it is complete
+    with run_folder(out, "demo", replace=False):
+        return _demo(out, settings)
+
+
+def _demo(out: Path, settings: DemoSettings) -> dict:
+    """`run_demo` into the claimed folder ``out``."""
     from ..dataset.build import DatasetSettings, head_name
     from .dataset import build
     from .evaluate import evaluate
@@ -67,13 +83,6 @@ def run_demo(out_dir: str | Path = "runs/demo", settings: DemoSettings | None = 
     from ..report.html import write_report
     from .train import TrainSettings, train
 
-    settings = settings or DemoSettings()
-    if quick:
-        settings = dataclasses.replace(DemoSettings.quick(), **{n: getattr(settings, n) for n in cli_fields(DemoSettings)})
-    out = Path(out_dir)
-    if (out / "dataset" / "manifest.json").exists():
-        raise InputError(out, "already holds a demo run; choose a new --out folder or delete it")
-    out.mkdir(parents=True, exist_ok=True)
     cts = [samples.path("headsq"), samples.path("cranium")]
     test_ct = next((c for c in cts if head_name(c) == settings.test_head), None)
     if test_ct is None:

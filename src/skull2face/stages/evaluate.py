@@ -40,6 +40,7 @@ from ..io.atomic import write_json
 from ..io.error_mesh import write_error_ply
 from ..io.landmarks import read_landmarks
 from ..io.meshes import load_mesh
+from ..io.run_folder import run_folder
 from ..report.heatmap import HEATMAP_MAX_MM, heatmap_figure
 from ..report.pictures import save_png
 
@@ -92,12 +93,17 @@ def evaluate(pred_path: str | os.PathLike, truth_path: str | os.PathLike, out_di
         cannot fix the face region (missing nasion / a bilateral pair / subnasale, or not on
         the truth surface).
     """
+    with run_folder(out_dir, "evaluate", [pred_path, truth_path, landmarks_path]) as out:
+        return _evaluate(Path(pred_path), Path(truth_path), out, landmarks_path, name)
+
+
+def _evaluate(pred_path: Path, truth_path: Path, out: Path, landmarks_path, name: str | None) -> dict:
+    """`evaluate` into the claimed folder ``out``."""
     from .. import __version__
     from ..io.volumes import file_sha256
 
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
-    pred_path, truth_path, out = Path(pred_path), Path(truth_path), Path(out_dir)
     name = name or pred_path.name
     pred = load_mesh(pred_path)
     truth = load_mesh(truth_path)

@@ -17,6 +17,7 @@ from .. import __version__
 from ..geometry.surfaces import SurfaceSettings, extract_surfaces
 from ..io.atomic import write_json
 from ..io.meshes import save_mesh
+from ..io.run_folder import run_folder
 from ..io.volumes import file_sha256, read_volume
 from ..options import nested, option
 
@@ -59,8 +60,12 @@ def extract(volume_path: str | os.PathLike, out_dir: str | os.PathLike,
         The record written to ``extract.json``.
     """
     settings = settings or ExtractSettings()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    with run_folder(out_dir, "extract", [volume_path]) as out:
+        return _extract(volume_path, out, settings)
+
+
+def _extract(volume_path: str | os.PathLike, out: Path, settings: ExtractSettings) -> dict:
+    """`extract` into the claimed folder ``out``."""
     t0 = time.perf_counter()
     vol = read_volume(volume_path)
     t_read = time.perf_counter() - t0

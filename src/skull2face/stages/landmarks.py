@@ -7,6 +7,7 @@ landmark whether it was given, detected or is missing, with a confidence note.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from ..anatomy.locate import (POSES, SURFACES, PoseSettings, coarse_pose, in_ct_
                               locate, summary)
 from ..io.landmarks import read_landmarks, write_landmarks
 from ..io.meshes import load_mesh
+from ..io.run_folder import out_file
 from ..options import check_options, nested, option
 
 log = logging.getLogger(__name__)
@@ -59,12 +61,13 @@ def find_landmarks(mesh_path: str | os.PathLike, out_path: str | os.PathLike | N
     LandmarkSet
     """
     settings = settings or LandmarkSettings()
-    surface = infer_surface(mesh_path, settings.surface)
-    mesh = load_mesh(mesh_path)
-    given = read_landmarks(given_path, surface=surface) if given_path else None
-    lms, record = locate(mesh, mesh_path, surface, given, settings.pose)
-    if out_path is not None:
-        write_landmarks(lms, out_path)
+    with out_file(out_path, [mesh_path, given_path]) if out_path is not None else contextlib.nullcontext():
+        surface = infer_surface(mesh_path, settings.surface)
+        mesh = load_mesh(mesh_path)
+        given = read_landmarks(given_path, surface=surface) if given_path else None
+        lms, record = locate(mesh, mesh_path, surface, given, settings.pose, given_path)
+        if out_path is not None:
+            write_landmarks(lms, out_path)
     log.info("%s: %d landmarks (%s) in %.1fs", mesh_path, len(lms), summary(lms), record["seconds"])
     return lms
 

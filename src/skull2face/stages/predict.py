@@ -34,6 +34,7 @@ from ..geometry.resample import block_mean
 from ..io.atomic import write_json
 from ..io.landmarks import read_landmarks, write_landmarks
 from ..io.meshes import MESH_SUFFIXES, load_mesh, save_mesh
+from ..io.run_folder import run_folder
 from ..io.volumes import file_sha256, is_volume_path
 from ..anatomy.locate import PoseSettings, locate
 from ..methods import registry
@@ -134,6 +135,15 @@ def make_bundle(run_dir: str | os.PathLike, data_dir: str | os.PathLike, path: s
     The references are the training split's mean face map and ``n_refs`` training pairs
     (skull and face heights, float16, at the model's resolution) for ``nearest-skull``.
     """
+    from ..io.run_folder import out_file
+
+    path = Path(path)
+    with out_file(path, [Path(run_dir) / "best.pt", Path(run_dir) / "last.pt", data_dir]):
+        return _bundle(run_dir, data_dir, path, n_refs)
+
+
+def _bundle(run_dir, data_dir, path: Path, n_refs: int) -> Path:
+    """`make_bundle` once ``path`` is checked and claimed."""
     import torch
 
     from ..dataset.reader import load_manifest
@@ -142,7 +152,6 @@ def make_bundle(run_dir: str | os.PathLike, data_dir: str | os.PathLike, path: s
     from ..methods.mean_face import mean_face
     from ..training.checkpoints import export_generator
 
-    path = Path(path)
     export_generator(run_dir, path)
     payload = torch.load(path, map_location="cpu", weights_only=True)
     res = int(payload["meta"]["resolution"])
@@ -322,29 +331,36 @@ def predict(input_path: str | os.PathLike, out_dir: str | os.PathLike, settings:
     """
     settings = settings or PredictSettings()  # its method is one of the registry's (check_options)
     method = registry.METHODS[settings.method]
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    if not Path(input_path).exists():
+        raise InputError(input_path, "not found")
+    with run_folder(out_dir, "predict", [input_path, landmarks_path, settings.model, settings.data]) as out:
+        return _predict(input_path, out, settings, method, landmarks_path, picture)
+
+
+def _predict(input_path, out: Path, settings: PredictSettings, method, landmarks_path, picture: bool) -> dict:
+    """`predict` into the claimed folder ``out``."""
     timings = {}
     t0 = time.perf_counter()
+    given = read_landmarks(landmarks_path, surface="skull") if landmarks_path else None
+    g, meta, refs = (None, {}, None)
+    if method.needs_model or (method.needs_references and not settings.data):
+        g, meta, refs = load_model(settings)  # before the slow steps: a bad --model fails at once
+    elif settings.method == "face-model" and not settings.data and (settings.model or default_model_path().exists()):
+        _, _, refs = load_model(settings)  # only its thickness prior
+    prior = prior_for(settings, refs)
+    timings["model_s"] = time.perf_counter() - t0
     src = read_skull(input_path, out)
-    timings["read_s"] = time.perf_counter() - t0
+    timings["read_s"] = time.perf_counter() - t0 - timings["model_s"]
     skull = src["skull"]
     pose = dataclasses.replace(settings.pose, pose=src["pose"] or settings.pose.pose)
-    given = read_landmarks(landmarks_path, surface="skull") if landmarks_path else None
     t = time.perf_counter()
-    lms, loc = locate(skull, src["skull_path"], "skull", given, pose)
+    lms, loc = locate(skull, src["skull_path"], "skull", given, pose, landmarks_path)
     timings["landmarks_s"] = time.perf_counter() - t
     try:
         frame = head_frame(lms.points, "skull")
     except ValueError as exc:
         raise InputError(input_path, f"cannot place the head frame from the skull landmarks: {exc}") from None
 
-    g, meta, refs = (None, {}, None)
-    if method.needs_model or (method.needs_references and not settings.data):
-        g, meta, refs = load_model(settings)
-    elif settings.method == "face-model" and not settings.data and (settings.model or default_model_path().exists()):
-        _, _, refs = load_model(settings)  # only its thickness prior
-    prior = prior_for(settings, refs)
     sha = file_sha256(input_path)
     grid = {}
     if meta and (method.needs_model or (refs and not settings.data)):

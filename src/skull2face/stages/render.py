@@ -24,6 +24,7 @@ from ..geometry.frame import HeadFrame, head_frame
 from ..io.atomic import write_json
 from ..io.landmarks import read_landmarks, write_landmarks
 from ..io.meshes import load_mesh
+from ..io.run_folder import out_file, run_folder
 from ..io.volumes import file_sha256
 from ..anatomy.locate import SURFACES, PoseSettings, infer_surface, locate, summary
 from ..options import check_options, nested, option
@@ -101,21 +102,38 @@ def render_meshes(mesh_paths: list[str | os.PathLike], out_dir: str | os.PathLik
         The record written to ``render.json``.
     """
     settings = settings or RenderSettings()
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     n = len(mesh_paths)
     landmark_paths = [None if p in (None, "-") else p for p in (landmark_paths or [])]
+    if len(landmark_paths) > n:
+        raise InputError(landmark_paths[n] or None, f"{len(landmark_paths)} landmark files for {n} meshes: give "
+                                                    "one per mesh, in the same order ('-' for none)")
     landmark_paths += [None] * (n - len(landmark_paths))
+    if len(settings.surface or []) > n:
+        raise InputError(None, f"{len(settings.surface)} --surface values for {n} meshes")
     surfaces = list(settings.surface or []) + [None] * (n - len(settings.surface or []))
+    # every check that needs no mesh read, before the slow work
+    seen: list[str] = []
+    for i, (mesh_path, lm_path) in enumerate(zip(mesh_paths, landmark_paths)):
+        for p in (mesh_path, lm_path):
+            if p is not None and not Path(p).exists():
+                raise InputError(p, "not found")
+        surfaces[i] = infer_surface(mesh_path, surfaces[i])
+        if surfaces[i] in seen:
+            raise InputError(mesh_path, f"a second {surfaces[i]} mesh: render takes at most one skull and one face")
+        seen.append(surfaces[i])
+    with run_folder(out_dir, "render", [*mesh_paths, *landmark_paths]) as out:
+        return _render(mesh_paths, landmark_paths, surfaces, out, settings)
+
+
+def _render(mesh_paths: list, landmark_paths: list, surfaces: list[str], out: Path,
+            settings: RenderSettings) -> dict:
+    """`render_meshes` into the claimed folder ``out``, with the surfaces resolved."""
     t0 = time.perf_counter()
     items = []
     for mesh_path, lm_path, surface in zip(mesh_paths, landmark_paths, surfaces):
-        surface = infer_surface(mesh_path, surface)
-        if any(it["surface"] == surface for it in items):
-            raise InputError(mesh_path, f"a second {surface} mesh: render takes at most one skull and one face")
         mesh = load_mesh(mesh_path)
         given = read_landmarks(lm_path, surface=surface) if lm_path else None
-        lms, rec = locate(mesh, mesh_path, surface, given, settings.pose)
+        lms, rec = locate(mesh, mesh_path, surface, given, settings.pose, lm_path)
         items.append({"path": Path(mesh_path), "surface": surface, "mesh": mesh, "landmarks": lms,
                       "locate": rec, "given_path": lm_path})
 
@@ -176,15 +194,17 @@ def depth2mesh(map_path: str | os.PathLike, out_path: str | os.PathLike,
     from ..geometry.depthmap import depth_to_mesh, load_depthmap
     from ..io.meshes import save_mesh
 
-    dm = load_depthmap(map_path)
-    mesh = depth_to_mesh(dm, max_jump_mm=max_jump_mm)
-    if len(mesh.faces) == 0:
-        raise InputError(map_path, "depth map has no valid 2 x 2 pixel block: nothing to mesh")
-    out = save_mesh(mesh, out_path)
-    record = {"stage": "depth2mesh", "skull2face_version": __version__, "map": str(Path(map_path).resolve()),
-              "max_jump_mm": max_jump_mm, "spec": dm.spec.to_json(), "vertices": len(mesh.vertices),
-              "faces": len(mesh.faces), "output": out.name}
-    write_json(Path(str(out) + ".json"), record)
+    spec_path = Path(map_path).with_suffix(".json")
+    with out_file(out_path, [map_path, spec_path]), out_file(str(out_path) + ".json", [map_path, spec_path]):
+        dm = load_depthmap(map_path)
+        mesh = depth_to_mesh(dm, max_jump_mm=max_jump_mm)
+        if len(mesh.faces) == 0:
+            raise InputError(map_path, "depth map has no valid 2 x 2 pixel block: nothing to mesh")
+        out = save_mesh(mesh, out_path)
+        record = {"stage": "depth2mesh", "skull2face_version": __version__, "map": str(Path(map_path).resolve()),
+                  "max_jump_mm": max_jump_mm, "spec": dm.spec.to_json(), "vertices": len(mesh.vertices),
+                  "faces": len(mesh.faces), "output": out.name}
+        write_json(Path(str(out) + ".json"), record)
     return record
 
 

@@ -44,14 +44,19 @@ def report(dirs: list[str | os.PathLike], out_dir: str | os.PathLike, settings: 
     from ..report.collect import context_from_dirs
     from ..report.html import screenshot, write_report
 
+    from ..io.run_folder import run_folder
+
     settings = settings or ReportSettings()
-    ctx = context_from_dirs(dirs, title=settings.title)
-    page = write_report(out_dir, ctx)
-    rows = {m: v["metrics"] for m, v in ctx["methods"].items() if v.get("metrics")}
-    shot = None
-    if settings.screenshot:
+    with run_folder(out_dir, "report", dirs, markers=("report.html",)) as out:
+        ctx = context_from_dirs(dirs, title=settings.title)
+        write_report(out, ctx)
+        rows = {m: v["metrics"] for m, v in ctx["methods"].items() if v.get("metrics")}
+        shot = None
+        if settings.screenshot:
+            shot = out / "report.png" if screenshot(out / "report.html", out / "report.png") else None
+    page = Path(out_dir) / "report.html"
+    if shot is not None:
         shot = Path(out_dir) / "report.png"
-        shot = shot if screenshot(page, shot) else None
     return {"page": str(page), "rows": rows, "screenshot": None if shot is None else str(shot),
             "screenshot_asked": settings.screenshot}
 

@@ -271,11 +271,18 @@ def train(data_dir: str | os.PathLike, out_dir: str | os.PathLike, settings: Tra
         Bad dataset (see `skull2face.dataset.reader`), ``out_dir`` already holding a run when
         ``resume`` is False, or a checkpoint that does not match the settings.
     """
+    import contextlib
+
+    from ..io.run_folder import check_out, run_folder
     from ..training.loop import run_training
 
     settings = settings or TrainSettings()
     settings.validate()
-    return run_training(data_dir, out_dir, settings, resume=resume)
+    check_out(out_dir, [data_dir])
+    # rank 0 alone writes the run folder, so it alone claims it (in place: a killed run resumes from it)
+    main = int(os.environ.get("RANK", "0")) == 0
+    with run_folder(out_dir, "train", [data_dir], replace=False) if main else contextlib.nullcontext():
+        return run_training(data_dir, out_dir, settings, resume=resume)
 
 
 def echo(summary: dict[str, Any]) -> str:

@@ -115,11 +115,16 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str,
         Naming the file when it cannot be read or is neither.
     """
     try:
-        ck = torch.load(path, map_location=device, weights_only=True)
-    except Exception as exc:  # torch raises many types for a truncated or foreign file
-        raise InputError(path, f"cannot read checkpoint: {exc}") from None
+        empty = Path(path).stat().st_size == 0
+        ck = None if empty else torch.load(path, map_location=device, weights_only=True)
+    except Exception:  # torch raises many types (and unsafe advice) for a truncated or foreign file
+        raise InputError(path, "not a skull2face model file: PyTorch cannot read it (truncated, corrupt or "
+                               "another format)") from None
+    if empty:
+        raise InputError(path, "not a skull2face model file: the file is empty")
     if not isinstance(ck, dict) or ck.get("format") not in (CHECKPOINT_FORMAT, EXPORT_FORMAT):
-        raise InputError(path, "not a skull2face checkpoint or exported generator")
+        raise InputError(path, "not a skull2face model file (a training checkpoint, exported generator or "
+                               "bundle)")
     return ck
 
 

@@ -1,0 +1,195 @@
+"""The bad-input catalogue, end to end through the command line (issue 14, defects 3, 5, 6, 8, 9).
+
+Every case runs ``python -m skull2face ...`` as a user would and must end with exit status 2,
+exactly one line on stderr naming the offending file, no traceback, and every input file
+byte for byte as it was. The inputs are small (an 80 mm sphere "skull", 48 x 48 x 40 voxel
+volumes); only the two landmark-distance cases read the bundled Arothron skull.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import trimesh
+
+from skull2face import samples
+from skull2face.anatomy.landmark_set import LandmarkSet
+from skull2face.io.landmarks import read_landmarks, write_landmarks
+from skull2face.io.volumes import Volume, write_dicom_series, write_volume
+from skull2face.phantoms import head_phantom
+
+SRC = str(Path(__file__).resolve().parents[1] / "src")
+
+
+def _small_volume(offset: int = 0, dtype=np.int16) -> Volume:
+    v = head_phantom(shape=(48, 48, 40), spacing=(4.0, 4.0, 5.0), skin_radius=80.0, bone_radii=(62.0, 70.0))
+    return Volume(voxels=(v.voxels.astype(np.int32) + offset).astype(dtype), spacing=v.spacing, origin=v.origin,
+                  direction=v.direction)
+
+
+@pytest.fixture(scope="module")
+def bad(tmp_path_factory) -> Path:
+    """A folder of (mostly bad) inputs, made once."""
+    d = tmp_path_factory.mktemp("inputs")
+    skull = trimesh.creation.icosphere(subdivisions=3, radius=80.0)
+    skull.export(str(d / "skull.ply"))
+    (d / "notes.txt").write_text("not an output folder\n")
+    # PLY with one NaN vertex (the loader used to drop it silently)
+    v = np.asarray(skull.vertices).copy()
+    v[5] = np.nan
+    trimesh.Trimesh(v, skull.faces, process=False).export(str(d / "nan_skull.ply"), encoding="ascii")
+    # one 100 x 100 mm triangle: 5,000 mm^2, not "no area"
+    trimesh.Trimesh([[0, 0, 0], [100, 0, 0], [0, 100, 0]], [[0, 1, 2]], process=False).export(
+        str(d / "triangle_skull.ply"))
+    (d / "model_bad.pt").write_bytes(b"PK\x03\x04 this is not a model" * 10)
+    (d / "model_empty.pt").write_bytes(b"")
+    nan_vol = _small_volume(dtype=np.float32)
+    nan_vol.voxels[10, 10, 10] = np.nan
+    write_volume(nan_vol, d / "nan_ct.nii.gz")
+    nan_vol.voxels[:] = np.nan
+    write_volume(nan_vol, d / "allnan_ct.nii.gz")
+    write_volume(_small_volume(offset=1024), d / "raw_ct.nii.gz")  # not Hounsfield units
+    write_dicom_series(_small_volume(), d / "dicom")
+    slice_ = d / "dicom" / "slice_0010.dcm"
+    slice_.write_bytes(slice_.read_bytes()[:300])  # truncated
+    (d / "semi.csv").write_text("name,x;y;z\nN;1.5;2.5;3\n")
+    # landmarks of the bundled Arothron skull: vertices of it, then moved or mistagged
+    aro = trimesh.load(str(samples.path("arothron_skull")), process=False)
+    pts = {n: np.asarray(aro.vertices[i]) for n, i in (("N", 100), ("Pr", 5000), ("G", 20000))}
+    write_landmarks(LandmarkSet(points=pts, surface="skull"), d / "on_skull.json")
+    write_landmarks(LandmarkSet(points={n: p + [0, 0, 500.0] for n, p in pts.items()}, surface="skull"),
+                    d / "far.json")
+    ras = {n: p * [-1, -1, 1] for n, p in pts.items()}  # RAS values ...
+    write_landmarks(LandmarkSet(points=ras, surface="skull"), d / "ras_as_lps.json")  # ... tagged LPS
+    (d / "run").mkdir()
+    (d / "run" / "best.pt").write_bytes(b"a checkpoint")
+    (d / "prev").mkdir()
+    skull.export(str(d / "prev" / "face.ply"))
+    return d
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+ARO = "@arothron"
+CASES = {
+    # case: (argv; {IN} is the inputs folder, {OUT} a fresh folder), words on stderr, file named
+    "out-is-a-file": (["predict", "{IN}/skull.ply", "--method", "envelope", "--out", "{IN}/notes.txt"],
+                      ["existing file"], "notes.txt"),
+    "out-under-a-file": (["extract", "{IN}/raw_ct.nii.gz", "--out", "{IN}/notes.txt/sub"],
+                         ["lies under", "is a file"], "notes.txt"),
+    "out-not-writable": (["render", "{IN}/skull.ply", "--out", "/proc/skull2face-test/out"],
+                         ["cannot be written"], "/proc/skull2face-test/out"),
+    "evaluate-over-its-inputs": (["evaluate", "--pred", "{IN}/skull.ply", "--truth", "{IN}/skull.ply",
+                               "--out", "{IN}"], ["skull.ply", "is an input"], "skull.ply"),
+    "out-is-a-user-folder": (["report", "{IN}/prev", "--out", "{IN}/run"], ["not a skull2face report run"], "run"),
+    "predict-over-its-input": (["predict", "{IN}/prev/face.ply", "--method", "envelope", "--out", "{IN}/prev"],
+                               ["is an input", "would overwrite"], "face.ply"),
+    "landmarks-over-given": (["landmarks", "{IN}/skull.ply", "--landmarks", "{IN}/on_skull.json",
+                              "--out", "{IN}/on_skull.json"], ["is an input"], "on_skull.json"),
+    "train-over-its-data": (["train", "--data", "{IN}/run", "--out", "{IN}/run"], ["is an input"], "run"),
+    "export-over-checkpoint": (["export", "{IN}/run", "--data", "{IN}", "--out", "{IN}/run/best.pt"],
+                               ["is an input"], "best.pt"),
+    "dataset-missing-ct": (["dataset", "build", "--ct", "{IN}/raw_ct.nii.gz", "{IN}/nope.nii.gz",
+                            "--out", "{OUT}"], ["not found"], "nope.nii.gz"),
+    "dataset-out-under-file": (["dataset", "build", "--out", "{IN}/notes.txt/ds"], ["is a file"], "notes.txt"),
+    "render-two-skulls": (["render", "{IN}/skull.ply", "{IN}/nan_skull.ply", "--out", "{OUT}"],
+                          ["a second skull mesh"], "nan_skull.ply"),
+    "landmarks-half-a-metre-away": (["landmarks", ARO, "--landmarks", "{IN}/far.json"],
+                                    ["more than 15 mm", "worst", "mm from the mesh"], "far.json"),
+    "landmarks-ras-tagged-lps": (["landmarks", ARO, "--landmarks", "{IN}/ras_as_lps.json"],
+                                 ["more than 15 mm", "worst", "RAS"], "ras_as_lps.json"),
+    "mesh-nan-vertex": (["landmarks", "{IN}/nan_skull.ply"], ["NaN", "1 of"], "nan_skull.ply"),
+    "volume-nan-voxel": (["extract", "{IN}/nan_ct.nii.gz", "--out", "{OUT}"], ["NaN", "1 of"], "nan_ct.nii.gz"),
+    "volume-all-nan": (["extract", "{IN}/allnan_ct.nii.gz", "--out", "{OUT}"], ["every voxel is NaN"],
+                       "allnan_ct.nii.gz"),
+    "model-corrupt": (["predict", "{IN}/skull.ply", "--model", "{IN}/model_bad.pt", "--out", "{OUT}"],
+                      ["not a skull2face model file"], "model_bad.pt"),
+    "model-empty": (["predict", "{IN}/skull.ply", "--model", "{IN}/model_empty.pt", "--out", "{OUT}"],
+                    ["not a skull2face model file", "empty"], "model_empty.pt"),
+    "predict-non-hu-volume": (["predict", "{IN}/raw_ct.nii.gz", "--method", "envelope", "--out", "{OUT}"],
+                              ["Hounsfield", "skull2face extract --intensity raw"], "raw_ct.nii.gz"),
+    "one-big-triangle": (["landmarks", "{IN}/triangle_skull.ply"], ["1 triangle(s) with any area", "5000 mm^2"],
+                         "triangle_skull.ply"),
+    "dicom-truncated-slice": (["extract", "{IN}/dicom", "--out", "{OUT}"], ["truncated or corrupt"],
+                              "slice_0010.dcm"),
+    "csv-semicolons": (["landmarks", "{IN}/skull.ply", "--landmarks", "{IN}/semi.csv"], ["';'-separated"],
+                       "semi.csv"),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_bad_input_one_line_exit_2(bad, tmp_path, case):
+    argv, words, named = CASES[case]
+    argv = [a.replace("{IN}", str(bad)).replace("{OUT}", str(tmp_path / "out"))
+            .replace(ARO, str(samples.path("arothron_skull"))) for a in argv]
+    before = _digest(bad)
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    r = subprocess.run([sys.executable, "-m", "skull2face", *argv], capture_output=True, text=True, env=env,
+                       timeout=120)
+    err = r.stderr
+    print(f"[{case}] {err.strip()}")  # the catalogue of messages, with pytest -s
+    assert r.returncode == 2, (r.returncode, err)
+    assert "Traceback" not in err and err.count("\n") == 1 and err.endswith("\n"), err
+    assert named in err, err
+    for w in words:
+        assert w in err, (w, err)
+    assert "weights_only" not in err
+    assert _digest(bad) == before  # nothing the user gave was modified (or added to)
+    assert not (tmp_path / "out").exists()  # and nothing half-written
+
+
+def test_predict_model_fails_before_slow_steps(bad, tmp_path):
+    """A bad --model fails in under a second of work: it is read before the skull (a CT here)."""
+    import time
+
+    import torch  # noqa: F401  (imported once per process anyway; not the work timed here)
+
+    from skull2face.errors import InputError
+    from skull2face.stages.predict import PredictSettings, predict
+
+    t = time.perf_counter()
+    with pytest.raises(InputError, match="not a skull2face model file"):
+        predict(samples.path("headsq"), tmp_path / "o", PredictSettings(model=str(bad / "model_bad.pt")))
+    assert time.perf_counter() - t < 1.0
+    assert not (tmp_path / "o").exists()
+
+
+def test_semicolon_csv_with_decimal_commas_reads(tmp_path):
+    p = tmp_path / "lm.csv"
+    p.write_text("name;x;y;z\nN;1,5;-2,25;3\nPog;4;5;6\n")
+    lms = read_landmarks(p)
+    np.testing.assert_array_equal(lms.points["N"], [1.5, -2.25, 3.0])
+    np.testing.assert_array_equal(lms.points["Pog"], [4.0, 5.0, 6.0])
+
+
+def test_given_landmarks_on_the_surface_are_kept(bad):
+    """The distance check accepts landmarks on the mesh (0 mm) and reports the worst distance."""
+    from skull2face.anatomy.locate import GIVEN_MAX_MM, check_given
+    from skull2face.errors import InputError
+
+    aro = trimesh.load(str(samples.path("arothron_skull")), process=False)
+    check_given(aro, read_landmarks(bad / "on_skull.json"), bad / "on_skull.json")
+    near = read_landmarks(bad / "on_skull.json")
+    corner = aro.bounds[1] + GIVEN_MAX_MM + 5  # beyond the bounding box: farther than the limit from any triangle
+    moved = LandmarkSet(points={**near.points, "N": corner}, surface="skull")
+    with pytest.raises(InputError, match=r"worst: \w+ at \d+\.\d mm"):
+        check_given(aro, moved, "x.json")
+
+
+def test_refused_run_leaves_nothing(bad, tmp_path):
+    """A refused predict leaves no folder, no predict.json and no hidden files beside it."""
+    from skull2face.errors import InputError
+    from skull2face.stages.predict import PredictSettings, predict
+
+    with pytest.raises(InputError):
+        predict(bad / "skull.ply", tmp_path / "o", PredictSettings(model=str(bad / "model_empty.pt")))
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
