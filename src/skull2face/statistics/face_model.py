@@ -60,6 +60,9 @@ DENSE_STEP = 3
 """Every DENSE_STEP-th face vertex takes part in the dense term (speed)."""
 MAP_MIN_NZ = 0.45
 """A map's surface steeper than this (normal's z; ~63 degrees from the view axis) takes no part."""
+VISIBLE_TOL_MM = 1.0
+"""A vertex this close behind the first surface seen from the front still counts as seen (mm;
+the rendering pitch is 1 mm)."""
 DENSE_MIN_NZ = 0.0
 """Face vertices whose neutral normal has a head-frame z below this take no part in the dense
 term (a frontal map cannot pair them; 0: any vertex facing forward at all)."""
@@ -313,35 +316,46 @@ def fit_head_model(model: HeadModel, targets: Mapping[str, tuple[Any, float]], s
     start = pose.copy()
     dense = _front_vertices(model)
     modes_dense = modes[:, dense]
-    modes_lm = modes[:, ids].transpose(1, 2, 0).reshape(-1, K) * np.repeat(np.sqrt(wl), 3)[:, None]
+    modes_lm_raw = modes[:, ids]  # (K, L, 3)
+    reg = np.concatenate([np.full(K, PRIOR_WEIGHT), np.full(6, 1e-9)])
     for _ in range(max(int(iterations), 1)):
+        # One Gauss-Newton step for pose and coefficients together: p = R x(w) + t, perturbed
+        # by a small rotation omega about the landmarks' weighted centre and a shift dt;
+        # x(w) is linear in w, so w is solved for outright (ridge prior), omega and dt freely.
         x = model.neutral + np.tensordot(w, modes, axes=1)
-        src, dst, wts = [x[ids]], [y], [wl]
+        r, t = pose[:3, :3], pose[:3, 3]
+        p_lm = x[ids] @ r.T + t
+        centre = wl @ p_lm / wl.sum()
+        sl = np.repeat(np.sqrt(wl), 3)[:, None]
+        a_w = np.einsum("ij,klj->lik", r, modes_lm_raw).reshape(-1, K)
+        a_rot = -_skew(p_lm - centre).reshape(-1, 3)
+        a_t = np.tile(np.eye(3), (len(ids), 1))
+        rows = [np.concatenate([a_w, a_rot, a_t], axis=1) * sl]
+        rhs = [(y - model.neutral[ids] @ r.T - t).reshape(-1) * sl[:, 0]]
         if surface is not None:
-            q, nq, signed, sd = surface.pairs(apply(pose, x[dense]))
+            p_d = x[dense] @ r.T + t
+            q, nq, signed, sd = surface.pairs(p_d)
             c = _dense_weights(signed, surface.two_sided)
             c *= DENSE_EFFECTIVE_POINTS / max(int(np.count_nonzero(c)), 1)
             c /= np.where(np.isfinite(sd), sd, 1.0) ** 2
             use = c > 0
-            src.append(x[dense][use])
-            dst.append(q[use])
-            wts.append(c[use])
-        # (a) pose: weighted Procrustes of the current model points onto their targets
-        pose = rigid_fit(np.concatenate(src), np.concatenate(dst), np.concatenate(wts))
-        # (b) coefficients at that pose, in model coordinates: targets pulled back by the pose
-        r, t = pose[:3, :3], pose[:3, 3]
-        y_m = (y - t) @ r  # R^T (y - t)
-        rows = [modes_lm]
-        rhs = [((y_m - model.neutral[ids]) * np.sqrt(wl)[:, None]).reshape(-1)]
-        if surface is not None and use.any():
-            q_m = (q[use] - t) @ r
-            n_m = nq[use] @ r
-            sw = np.sqrt(c[use])
-            rows.append(np.einsum("kpd,pd->pk", modes_dense[:, use], n_m) * sw[:, None])
-            rhs.append(np.einsum("pd,pd->p", q_m - model.neutral[dense][use], n_m) * sw)
+            if use.any():
+                n_u, sw = nq[use], np.sqrt(c[use])[:, None]
+                d_w = np.einsum("ij,kpj,pi->pk", r, modes_dense[:, use], n_u)
+                d_rot = np.cross(p_d[use] - centre, n_u)
+                rows.append(np.concatenate([d_w, d_rot, n_u], axis=1) * sw)
+                rhs.append(np.einsum("pd,pd->p", q[use] - model.neutral[dense][use] @ r.T - t, n_u) * sw[:, 0])
         a = np.concatenate(rows)
         b = np.concatenate(rhs)
-        w = np.linalg.solve(a.T @ a + PRIOR_WEIGHT * np.eye(K), a.T @ b)
+        sol = np.linalg.solve(a.T @ a + np.diag(reg), a.T @ b)
+        w, omega, dt = sol[:K], sol[K:K + 3], sol[K + 3:]
+        from scipy.spatial.transform import Rotation
+
+        rd = Rotation.from_rotvec(omega).as_matrix()
+        new = np.eye(4)
+        new[:3, :3] = rd @ r
+        new[:3, 3] = rd @ (t - centre) + centre + dt
+        pose = new
     if info is not None:
         x = model.instance(w)
         res = np.linalg.norm(apply(pose, x[ids]) - y, axis=1)
@@ -352,19 +366,40 @@ def fit_head_model(model: HeadModel, targets: Mapping[str, tuple[Any, float]], s
     return pose, w
 
 
-_FRONT: dict[int, np.ndarray] = {}
+def _skew(v: np.ndarray) -> np.ndarray:
+    """Cross-product matrices ``[v]x`` of vectors (n, 3): shape (n, 3, 3), ``[v]x u = v x u``."""
+    out = np.zeros(v.shape[:-1] + (3, 3))
+    out[..., 0, 1], out[..., 0, 2] = -v[..., 2], v[..., 1]
+    out[..., 1, 0], out[..., 1, 2] = v[..., 2], -v[..., 0]
+    out[..., 2, 0], out[..., 2, 1] = -v[..., 1], v[..., 0]
+    return out
+
+
+_FRONT: dict[int, tuple[HeadModel, np.ndarray]] = {}
 
 
 def _front_vertices(model: HeadModel) -> np.ndarray:
-    """Face-part vertex ids (every `DENSE_STEP`-th) whose neutral normal faces forward."""
+    """Face-part vertex ids (every `DENSE_STEP`-th) that a frontal map can pair: the neutral
+    normal faces forward and the vertex is the first surface seen from the front (within
+    `VISIBLE_TOL_MM`; not the mouth's or eyes' inner surfaces, not under the nose or chin)."""
     key = id(model)
-    if key not in _FRONT:
+    if key not in _FRONT or _FRONT[key][0] is not model:
         import trimesh
 
-        normals = trimesh.Trimesh(model.neutral, model.faces, process=False).vertex_normals
-        ids = np.flatnonzero(model.face_region & (normals[:, 2] > DENSE_MIN_NZ))
-        _FRONT[key] = ids[::DENSE_STEP]
-    return _FRONT[key]
+        from ..geometry.depthmap import RenderSpec, render
+
+        mesh = trimesh.Trimesh(model.neutral, model.faces, process=False)
+        lo, hi = model.neutral.min(axis=0), model.neutral.max(axis=0)
+        size = int(np.ceil(max(hi[:2] - lo[:2]))) + 4
+        spec = RenderSpec(size=(size, size), mm_per_px=1.0, centre=tuple((lo[:2] + hi[:2]) / 2.0),
+                          z_near=float(lo[2]) - 1.0, z_far=float(hi[2]) + 1.0)
+        front = render(mesh, spec).height.astype(np.float64)
+        rc = np.round(spec.head_to_pixel(model.neutral)).astype(int)
+        rc = np.clip(rc, 0, size - 1)
+        seen = model.neutral[:, 2] >= np.nan_to_num(front[rc[:, 0], rc[:, 1]], nan=np.inf) - VISIBLE_TOL_MM
+        ids = np.flatnonzero(model.face_region & (mesh.vertex_normals[:, 2] > DENSE_MIN_NZ) & seen)
+        _FRONT[key] = (model, ids[::DENSE_STEP])
+    return _FRONT[key][1]
 
 
 __all__ = ["HeadModel", "MapSurface", "MeshSurface", "landmark_targets", "fit_head_model", "load_head_model"]
