@@ -1,0 +1,1 @@
+"""Craniofacial superimposition: a skull tested against a face photograph (layer 6)."""
