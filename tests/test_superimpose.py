@@ -227,6 +227,11 @@ def test_own_skull_recovers_the_camera_and_is_consistent(heads, tmp_path, capsys
     for name in ("overlay.png", "side_by_side.png", "face.ply", "landmarks.csv", "skull_landmarks.json"):
         assert (out / name).stat().st_size > 0, name
     assert read_photo(out / "overlay.png").shape[2] == 3
+    from skull2face.report.superimpose import superimposition_html
+
+    section = superimposition_html(rec, out)
+    assert rec["conclusion"]["grade"] in section and "never makes an identification" in section
+    assert section.count("data:image/png;base64,") == 2 and section.count("<tr>") == 6
 
 
 @pytest.mark.parametrize("photo", ["headsq", "cranium"])

@@ -8,6 +8,9 @@
     lines, each labelled with its error in mm at the face, and the grade in the title.
 `side_by_side_figure`
     The photo with the skull's outline, and the predicted face rendered through the same camera.
+`superimposition_html`
+    A section for the HTML report: the conclusion, its thresholds and caveat, the per-landmark
+    table and the two pictures (embedded), from a ``superimpose`` folder's record.
 
 Figures are Agg `matplotlib.figure.Figure` objects (`skull2face.report.pictures.new_figure`).
 Pictures are drawn at most `PICTURE_PX` pixels on the long side (the camera is scaled to match).
@@ -15,7 +18,9 @@ Pictures are drawn at most `PICTURE_PX` pixels on the long side (the camera is s
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,7 +30,7 @@ from ..geometry import camera as cam_mod
 from ..geometry.camera import Camera
 from .pictures import new_figure
 
-PICTURE_PX = 900
+PICTURE_PX = 720
 """Long side of the pictures, px (the photo is resized; the camera is scaled with it)."""
 SKULL_RGB = (1.0, 0.85, 0.55)
 FACE_RGB = (0.85, 0.7, 0.6)
@@ -45,16 +50,18 @@ def working_view(photo: np.ndarray, camera: Camera, max_px: int = PICTURE_PX) ->
     return small, cam, factor
 
 
-def overlay_image(photo: np.ndarray, camera: Camera, mesh: trimesh.Trimesh, rgb=SKULL_RGB,
+def overlay_image(photo: np.ndarray, camera: Camera, mesh: trimesh.Trimesh | cam_mod.Rendering, rgb=SKULL_RGB,
                   alpha: float = 0.45, outline_rgb=OUTLINE_RGB) -> np.ndarray:
     """The photo (RGB uint8, the camera's size) with ``mesh`` blended over it and outlined.
+
+    ``mesh`` may be its `skull2face.geometry.camera.Rendering` through ``camera`` already.
 
     Returns
     -------
     numpy.ndarray, shape (H, W, 3), float64 in [0, 1]
     """
     img = photo.astype(np.float64) / 255.0
-    r = cam_mod.render(mesh, camera)
+    r = mesh if isinstance(mesh, cam_mod.Rendering) else cam_mod.render(mesh, camera)
     lum = cam_mod.shade(r)[..., None] * np.asarray(rgb, dtype=np.float64)
     m = r.mask[..., None]
     out = np.where(m, (1 - alpha) * img + alpha * lum, img)
@@ -64,7 +71,8 @@ def overlay_image(photo: np.ndarray, camera: Camera, mesh: trimesh.Trimesh, rgb=
 
 
 def overlay_figure(photo: np.ndarray, camera: Camera, skull: trimesh.Trimesh, points: Mapping[str, Any],
-                   photo_points: Mapping[str, Any], errors: Mapping[str, Mapping[str, float]], title: str):
+                   photo_points: Mapping[str, Any], errors: Mapping[str, Mapping[str, float]], title: str,
+                   skull_view: cam_mod.Rendering | None = None):
     """The skull over the photo with each soft-tissue point joined to its photo partner.
 
     Parameters
@@ -82,9 +90,11 @@ def overlay_figure(photo: np.ndarray, camera: Camera, skull: trimesh.Trimesh, po
     errors : mapping of str to dict
         `skull2face.superimposition.register.residuals` output (``"mm"`` is shown).
     title : str
+    skull_view : Rendering, optional
+        The skull already rendered through the working view's camera (`working_view`).
     """
     small, cam, factor = working_view(photo, camera)
-    img = overlay_image(small, cam, skull)
+    img = overlay_image(small, cam, skull if skull_view is None else skull_view)
     h, w = img.shape[:2]
     fig = new_figure((8.0, 8.0 * h / w + 0.6))
     ax = fig.add_axes((0, 0, 1, 1 - 0.6 / (8.0 * h / w + 0.6)))
@@ -110,7 +120,7 @@ def overlay_figure(photo: np.ndarray, camera: Camera, skull: trimesh.Trimesh, po
 
 
 def side_by_side_figure(photo: np.ndarray, camera: Camera, skull: trimesh.Trimesh,
-                        face: trimesh.Trimesh | None, note: str = ""):
+                        face: trimesh.Trimesh | None, note: str = "", skull_view: cam_mod.Rendering | None = None):
     """The photo with the skull's outline, and the predicted face rendered through the same camera.
 
     Parameters
@@ -121,10 +131,12 @@ def side_by_side_figure(photo: np.ndarray, camera: Camera, skull: trimesh.Trimes
         The predicted face (world mm); None draws a note in its place.
     note : str
         Shown under the face panel (e.g. which method made it).
+    skull_view : Rendering, optional
+        As in `overlay_figure`.
     """
-    small, cam, _ = working_view(photo, camera, max_px=PICTURE_PX * 2 // 3)
+    small, cam, _ = working_view(photo, camera)
     h, w = small.shape[:2]
-    left = overlay_image(small, cam, skull, alpha=0.0)
+    left = overlay_image(small, cam, skull if skull_view is None else skull_view, alpha=0.0)
     fig = new_figure((10.0, 5.0 * h / w + 0.6))
     ax1 = fig.add_subplot(1, 2, 1)
     ax1.imshow(left)
@@ -142,4 +154,36 @@ def side_by_side_figure(photo: np.ndarray, camera: Camera, skull: trimesh.Trimes
     return fig
 
 
-__all__ = ["PICTURE_PX", "overlay_figure", "overlay_image", "side_by_side_figure", "working_view"]
+def superimposition_html(record: Mapping[str, Any], folder: str | os.PathLike) -> str:
+    """An HTML section (a ``<section>`` fragment, self-contained) for a ``superimpose`` folder.
+
+    Parameters
+    ----------
+    record : mapping
+        The folder's ``superimpose.json``.
+    folder : path-like
+        The folder (its ``overlay.png`` and ``side_by_side.png`` are embedded).
+    """
+    from .html import _e, _figure
+
+    c = record["conclusion"]
+    cam = record["camera"]
+    rows = "".join(f"<tr><td>{_e(k)}</td><td>{r['error_px']:.2f}</td><td>{r['error_mm']:.2f}</td>"
+                   f"<td>{r['thickness_sd_mm']:g}</td></tr>" for k, r in record["landmarks"].items())
+    unused = ", ".join(f"{k} ({why})" for k, why in record.get("unused_photo_landmarks", {}).items())
+    out = record.get("outputs", {})
+    pics = "".join(_figure(Path(folder) / out[key], cap) for key, cap in (
+        ("overlay", "the skull through the solved camera over the photo"),
+        ("side_by_side", "the photo with the skull's outline, and the predicted face through the same camera"))
+        if key in out)
+    return (f"<section><h2>Craniofacial superimposition</h2>"
+            f"<p><strong>{_e(c['grade'])}</strong>: residual SD {c['residual_sd_mm']:.2f} mm at the face over "
+            f"{c['pairs']} landmark pairs ({c['degrees_of_freedom']} degrees of freedom); camera focal "
+            f"{cam['focal_px']:.0f} px, face at {cam['face_distance_mm']:.0f} mm.</p>"
+            f"<p>Thresholds: {_e(c['rule'])}.</p><p><em>{_e(c['caveat'])}</em></p>"
+            f"<table><tr><th>landmark</th><th>error px</th><th>error mm</th><th>tissue SD mm</th></tr>{rows}</table>"
+            + (f"<p>Not used: {_e(unused)}</p>" if unused else "") + pics + "</section>")
+
+
+__all__ = ["PICTURE_PX", "overlay_figure", "overlay_image", "side_by_side_figure", "superimposition_html",
+           "working_view"]

@@ -181,13 +181,15 @@ def superimpose(skull_path: str | os.PathLike, photo_path: str | os.PathLike, ou
     if settings.picture:
         t = time.perf_counter()
         from ..report.pictures import save_png
-        from ..report.superimpose import overlay_figure, side_by_side_figure
+        from ..geometry.camera import render
+        from ..report.superimpose import overlay_figure, side_by_side_figure, working_view
 
         title = (f"{conclusion['grade']}: residual SD {conclusion['residual_sd_mm']:.2f} mm at the face over "
                  f"{len(used)} landmark pairs")
-        save_png(overlay_figure(photo, camera, skull, {k: targets[k][0] for k in used}, photo_lms, errs, title),
-                 out / "overlay.png")
-        save_png(side_by_side_figure(photo, camera, skull, face, face_note), out / "side_by_side.png")
+        view = render(skull, working_view(photo, camera)[1])  # one ray cast for both pictures
+        save_png(overlay_figure(photo, camera, skull, {k: targets[k][0] for k in used}, photo_lms, errs, title,
+                                view), out / "overlay.png")
+        save_png(side_by_side_figure(photo, camera, skull, face, face_note, view), out / "side_by_side.png")
         outputs.update(overlay="overlay.png", side_by_side="side_by_side.png")
         timings["pictures_s"] = time.perf_counter() - t
     if face is not None:
