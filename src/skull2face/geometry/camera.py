@@ -186,6 +186,26 @@ def render(meshes: trimesh.Trimesh | list[trimesh.Trimesh], camera: Camera) -> R
     meshes = [meshes] if isinstance(meshes, trimesh.Trimesh) else list(meshes)
     w, h = camera.size
     origins, dirs = camera.rays()
+    # Only pixels inside the meshes' projected bounding boxes can hit (free speed); a box that
+    # reaches behind the camera keeps every pixel.
+    keep = np.zeros(h * w, dtype=bool)
+    u, v = np.meshgrid(np.arange(w), np.arange(h))
+    u, v = u.ravel(), v.ravel()
+    for m in meshes:
+        if len(m.faces) == 0:
+            continue
+        corners = trimesh.bounds.corners(m.bounds)
+        if np.any(camera.to_camera(corners)[:, 2] <= 1e-6):
+            keep[:] = True
+            break
+        uv = camera.project(corners)
+        lo, hi = np.floor(uv.min(axis=0)) - 1, np.ceil(uv.max(axis=0)) + 1
+        keep |= (u >= lo[0]) & (u <= hi[0]) & (v >= lo[1]) & (v <= hi[1])
+    cand = np.flatnonzero(keep)
+    depth_all = np.full(h * w, np.nan)
+    normal_all = np.zeros((h * w, 3))
+    which_all = np.full(h * w, -1, dtype=np.int64)
+    origins, dirs = origins[cand], dirs[cand]
     n = len(origins)
     best = np.full(n, np.inf)
     which = np.full(n, -1, dtype=np.int64)
@@ -212,8 +232,11 @@ def render(meshes: trimesh.Trimesh | list[trimesh.Trimesh], camera: Camera) -> R
         normal[sel] = nf @ camera.rotation.T
     mask = which >= 0
     d_cam_z = dirs @ camera.rotation[2]  # z component of each unit ray in camera coordinates
-    depth = np.where(mask, best * d_cam_z, np.nan)
-    return Rendering(depth.reshape(h, w), mask.reshape(h, w), normal.reshape(h, w, 3), which.reshape(h, w))
+    depth_all[cand] = np.where(mask, best * d_cam_z, np.nan)
+    normal_all[cand] = normal
+    which_all[cand] = which
+    return Rendering(depth_all.reshape(h, w), (which_all >= 0).reshape(h, w), normal_all.reshape(h, w, 3),
+                     which_all.reshape(h, w))
 
 
 LIGHT_CAMERA = (-0.3, -0.4, -1.0)
