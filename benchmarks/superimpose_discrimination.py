@@ -77,7 +77,7 @@ def main() -> None:
         heads = {n: prepare_head(n, tmp) for n in HEADS}
         print(f"focal length {'given' if args.known_focal else 'solved'}; cells: grade, residual SD at the face "
               f"(mm), pairs; rotation error of the true skull's camera")
-        print(f"{'photo (yaw, pitch)':<24}" + "".join(f"{'skull ' + n:<34}" for n in HEADS) + "true first")
+        print(f"{'photo (yaw, pitch)':<24}" + "".join(f"{'skull ' + n:<40}" for n in HEADS) + "true first")
         firsts, times = [], []
         for pn in HEADS:
             for yaw, pitch in ANGLES:
@@ -94,7 +94,7 @@ def main() -> None:
                     if sn == pn:
                         rot = rotation_error_deg(np.asarray(rec["camera"]["rotation"]), cam.rotation)
                         cell += f" rot {rot:4.1f} deg"
-                    cells.append(f"{cell:<34}")
+                    cells.append(f"{cell:<40}")
                 first = min(sds, key=sds.get) == pn
                 firsts.append(first)
                 print(f"{pn + f' ({yaw:+d}, {pitch:+d})':<24}" + "".join(cells) + ("yes" if first else "NO"))

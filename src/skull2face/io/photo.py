@@ -34,7 +34,8 @@ PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 
 
 def read_photo(path: str | os.PathLike) -> np.ndarray:
-    """The photo as RGB, shape (H, W, 3), uint8 (greyscale is repeated, alpha dropped).
+    """The photo as RGB, shape (H, W, 3), uint8 (greyscale is repeated, alpha dropped; a JPEG's
+    EXIF orientation is applied, as image viewers do, so pixels match what a marker saw).
 
     Raises
     ------

@@ -20,9 +20,10 @@ inconsistent           > 3.5 mm                      (any)
 =====================  ============================  ====================
 
 A fit below a threshold but with too few pairs gets the grade its pairs allow. The thresholds
-were chosen on the two bundled real heads (`benchmarks/superimpose_discrimination.py`: the own
-skull at 0.6-3.4 mm, the other head's skull at 3.7-6.6 mm over ten rendered photographs); two
-heads cannot calibrate them, so they are provisional. The mm scale itself follows from the
+were chosen on the two bundled real heads (`benchmarks/superimpose_discrimination.py`, focal
+length solved: the own skull at 0.7-3.4 mm, the other head's skull at 3.6-6.6 mm over ten
+rendered photographs, yaw up to 35 degrees); two heads cannot calibrate them, and the margin
+between the two groups there is small, so they are provisional. The mm scale itself follows from the
 published tissue-thickness SDs (1-3 mm over the face's landmarks, Hona & Stephan 2024) plus
 the placement error of a landmark (about 1-2 mm).
 
