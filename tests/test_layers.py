@@ -22,6 +22,7 @@ LAYERS = [  # (module prefix, layer); the longest matching prefix wins
     ("skull2face.anatomy.detect", 4), ("skull2face.anatomy.locate", 4),
     ("skull2face.model", 5),
     ("skull2face.dataset", 6), ("skull2face.methods", 6), ("skull2face.training", 6), ("skull2face.evaluation", 6),
+    ("skull2face.superimposition", 6),
     ("skull2face.report", 7),
     ("skull2face.stages", 8),
     ("skull2face.cli", 9), ("skull2face.__main__", 9),

@@ -170,6 +170,19 @@ COMMANDS: tuple[Command, ...] = (
             "Errors (mm) in both directions over a face region fixed by the truth's landmarks: RMSE, mean, "
             "median, p95, max, share within 1/2/2.5 mm, per region; writes evaluate.json, error_on_truth.ply and "
             "heatmap.png."),
+    Command("superimpose", "test a skull against a face photograph (craniofacial superimposition)",
+            _S + "superimpose:superimpose", _S + "superimpose:SuperimposeSettings",
+            (Arg("skull", "skull_path", "skull mesh (PLY/OBJ/STL/OFF/GLB, mm) or head CT"),
+             Arg("photo", "photo_path", "face photograph (JPEG, PNG)"),
+             Arg("--out", "out_dir", "output folder", required=True),
+             Arg("--photo-landmarks", "photo_landmarks_path", "the photo's landmarks in pixels: CSV name,x,y or "
+                 "JSON (required: there is no automatic detector)", metavar="FILE"),
+             Arg("--landmarks", "landmarks_path", "given skull landmarks (they win)", metavar="FILE")),
+            _S + "superimpose:echo",
+            "Solve the camera that projects the skull's soft-tissue points (each skull landmark moved out along "
+            "its bone normal by its published tissue thickness) onto the photo's landmarks, and grade the fit "
+            "(strong / moderate / limited support, or inconsistent; mm at the face). Writes overlay.png, "
+            "side_by_side.png, landmarks.csv and superimpose.json. Supports or excludes; never identifies."),
     Command("report", "one self-contained HTML page from predict/evaluate folders or a demo run",
             _S + "report:report", _S + "report:ReportSettings",
             (Arg("dirs", "dirs", "demo run folder, predict or evaluate folders", nargs="+", metavar="RUN_OR_DIR"),
