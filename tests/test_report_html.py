@@ -116,7 +116,7 @@ def test_missing_pictures_show_a_placeholder(tmp_path):
 def test_screenshot_renders_the_page(page, tmp_path):
     path, _ = page
     if report.find_browser() is None:
-        pytest.skip("no Chromium-family browser installed")
+        pytest.skip("no Chromium-family browser on PATH (.ci/run installs Debian's chromium when root with apt-get)")
     from PIL import Image
 
     png = tmp_path / "shot.png"
