@@ -5,7 +5,7 @@ The page opens offline and can be mailed as one file: every picture is embedded 
 other resources. All text taken from the context is escaped with `html.escape`.
 
 `screenshot` renders a page to PNG with headless Chromium when one is installed (used to check
-what a reader sees, and for previews).
+what a reader sees, and for previews), through `skull2face.report.browser`.
 """
 
 from __future__ import annotations
@@ -16,8 +16,6 @@ import logging
 import math
 import os
 import shutil
-import subprocess
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -397,28 +395,22 @@ def screenshot(html_path: str | os.PathLike, png_path: str | os.PathLike, width:
     bool
         True if the PNG was written; False if no browser is installed or it failed (logged).
     """
-    browser = find_browser()
-    if browser is None:
+    from .browser import Browser, BrowserError
+
+    if find_browser() is None:
         return False
-    page = Path(html_path).resolve()
-    target = Path(png_path)
-    with tempfile.TemporaryDirectory(prefix="skull2face-chromium-") as profile:
-        try:
-            with atomic_path(target) as tmp:
-                tmp.unlink()  # so a browser that writes nothing cannot pass off the empty temp file
-                # Flags: no sandbox (root in containers), no GPU, and nothing that reaches the
-                # network (QUIC, background fetches, component and sync updates).
-                cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                       "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                       "--disable-sync", "--hide-scrollbars", f"--user-data-dir={profile}",
-                       f"--screenshot={tmp}", f"--window-size={int(width)},{int(height)}", page.as_uri()]
-                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s,
-                                      stdin=subprocess.DEVNULL, check=False)
-                if not tmp.is_file() or tmp.stat().st_size == 0:
-                    raise RuntimeError(f"exit {proc.returncode}: {proc.stderr.strip()[-500:]}")
-        except (OSError, subprocess.SubprocessError, RuntimeError) as exc:
-            log.warning("screenshot of %s with %s failed: %s", page, browser, exc)
-            return False
+    try:
+        with Browser(width=int(width), height=int(height), timeout_s=timeout_s) as browser:
+            browser.open(html_path)
+            # a page with the 3D view: wait until it has drawn (or said why it cannot)
+            browser.wait_for("!document.getElementById('s2f-viewer') || (window.s2fViewer && "
+                             "(window.s2fViewer.ready || window.s2fViewer.error))", timeout_s=min(60.0, timeout_s))
+            data = browser.screenshot()
+        with atomic_path(png_path) as tmp:
+            tmp.write_bytes(data)
+    except (OSError, BrowserError) as exc:
+        log.warning("screenshot of %s failed: %s", html_path, exc)
+        return False
     return True
 
 
