@@ -161,13 +161,13 @@ def test_fit_recovers_a_face_over_a_pseudo_skull_with_a_known_thickness():
         e = (fm.height - truth.height)[region & fm.mask]
         return float(np.sqrt(np.mean(e ** 2)))
 
-    # Measured 2026-11-30: 4.70 mm with the prior, 7.66 with the 6 mm bound, 8.13 with the
-    # landmarks alone. The prior's target itself is 1.9 mm from the face (smoothing, the
-    # closing over the concavities); the rest is the model's Gaussian prior and the dense term's
-    # weight (`DENSE_EFFECTIVE_POINTS`): the fit does not yet reach what its target allows.
-    assert rmse(fit) < 5.5
-    assert rmse(fitted_face(skull, lms, spec, dense="none")) > rmse(fit) + 2.0
-    assert rmse(fitted_face(skull, lms, spec, dense="map", skull_map=skull_map)) > rmse(fit) + 2.0
+    # Measured 2026-11-30: 4.46 mm with the prior, 6.44 with the 6 mm bound. The prior's
+    # target itself is 1.9 mm from the face on average but up to 10 mm off along the rims of
+    # what the closing bridges (eyes, nostrils, mouth), and the fit follows those rims: with the
+    # exact face as its target the same fit lands 0.7 mm from it.
+    assert rmse(fit) < 5.0
+    assert rmse(fitted_face(skull, lms, spec, dense="none")) > rmse(fit) + 1.0
+    assert rmse(fitted_face(skull, lms, spec, dense="map", skull_map=skull_map)) > rmse(fit) + 1.0
 
 
 def test_thickness_prior_measures_a_known_offset_and_round_trips(tmp_path):

@@ -74,4 +74,12 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
     summary = json.loads((tmp_path / "demo" / "demo.json").read_text())
     page = (tmp_path / "demo" / "report" / "report.html").read_text()
     assert "investigative lead" in page and "data:image/png;base64," in page
+    assert 'id="s2f-viewer"' in page and len(page.encode()) < 15e6  # the 3D view, and the page stays small
+    from skull2face.report.html import find_browser
+
+    if find_browser() is not None:
+        assert (tmp_path / "demo" / "report" / "report.pdf").read_bytes().startswith(b"%PDF-")
+    slicer = tmp_path / "demo" / "predict" / "skull2face" / "slicer"
+    assert (slicer / "skull2face.mrml").is_file() and (slicer / "skull_landmarks.mrk.json").is_file()
+    assert (tmp_path / "demo" / "predict" / "skull2face" / "face.glb").is_file()
     assert set(summary["rows"]) == {"skull2face", "tissue-depth", "mean-face", "nearest-skull", "envelope", "face-model"}

@@ -116,7 +116,7 @@ def test_missing_pictures_show_a_placeholder(tmp_path):
 def test_screenshot_renders_the_page(page, tmp_path):
     path, _ = page
     if report.find_browser() is None:
-        pytest.skip("no Chromium-family browser installed")
+        pytest.skip("no Chromium-family browser on PATH (.ci/run installs Debian's chromium when root with apt-get)")
     from PIL import Image
 
     png = tmp_path / "shot.png"
@@ -127,3 +127,38 @@ def test_screenshot_renders_the_page(page, tmp_path):
     assert img.std() > 20
     red = (img[..., 0] > 180) & (img[..., 1] < 80) & (img[..., 2] < 80)
     assert red.sum() > 500  # the statement's border
+
+
+def test_provenance_reads_as_tables_raw_json_collapsed(tmp_path):
+    from skull2face.anatomy.tissue import load_table
+
+    regions = {"nose": {"area_mm2": 1234.0, "rmse_mm": 1.234, "mean_mm": 1.0, "signed_mean_mm": -0.5,
+                        "p95_mm": 2.5, "share_within_2.5mm": 0.875}}
+    ctx = {
+        "methods": {"skull2face": {"metrics": {"rmse_mm": 1.5, "regions": regions},
+                                   "heatmap": _png(tmp_path / "heat.png", (10, 200, 10))}},
+        "settings": {"demo": {"n_paired": 60, "mm_per_px": 1.0}, "train": {"schedule": "8:2"}},
+        "region": {"definition": "front of the face", "bounds_head_mm": {"y_max": 40.0, "y_max_rule": "n_y + 40"},
+                   "subregions": {"nose": "|x| <= 21"}, "landmarks_missing": ["me"]},
+        "model_card": {"file": "model.pt", "sha256": "ef" * 32, "trained": {"epochs": 13},
+                       "training_data": {"real heads among them": "cranium"}, "validation": {"val_mae_mm": 2.5},
+                       "settings": {"lr": 0.0002}},
+        "tissue": (load_table(), "Hona & Stephan (2024)"),
+    }
+    text = report.render_html(ctx)
+    # settings in words, one table per group; the raw JSON only inside a closed <details>
+    assert '<td class="name">n paired</td><td class="name">60</td>' in text
+    assert "<h3>train</h3>" in text and '<td class="name">8:2</td>' in text
+    for pre in re.finditer(r"<pre>", text):
+        opened = text.rfind("<details>", 0, pre.start())
+        assert opened >= 0 and text.rfind("</details>", 0, pre.start()) < opened
+    assert "<details open" not in text
+    # the region in words, with its rules; per-region errors beside the heat map
+    assert "40 mm  (n_y + 40)" in text and "|x| &lt;= 21" in text
+    row = re.search(r'<div class="heatrow">.*?</div></div>', text, re.S).group(0)
+    assert "<img" in row and ">nose<" in row and ">12<" in row and ">1.23<" in row and ">88<" in row
+    # model card and tissue table
+    assert "ef" * 32 in text and ">13<" in text and "cranium" in text and ">2.5<" in text
+    assert "Hona &amp; Stephan (2024)" in text and text.count('<tr><td class="name">') > 20
+    # pictures enlarge on click without a script
+    assert 'class="zoom"' in text and "<script" not in text

@@ -34,7 +34,7 @@ from pathlib import Path
 import multiprocessing as mp
 import numpy as np
 import trimesh
-from tqdm import tqdm
+from ..progress import progress
 
 from .. import __version__
 from ..errors import InputError
@@ -288,7 +288,7 @@ def build_dataset(ct_paths: list[str | os.PathLike], out_dir: str | os.PathLike,
 
     # 1. real heads: extract, landmark, render the real pairs
     heads = {}
-    for p in tqdm(ct_paths, desc="real heads", unit="head", disable=None):
+    for p in progress(ct_paths, desc="real heads", unit="head", disable=None):
         heads[head_name(p)] = prepare_head(p, settings.target_faces)
     timings["prepare_heads_s"] = time.perf_counter() - t0
     samples_, real_maps = [], {}
@@ -331,7 +331,7 @@ def build_dataset(ct_paths: list[str | os.PathLike], out_dir: str | os.PathLike,
         ctx = mp.get_context("spawn")
         with ProcessPoolExecutor(max_workers=max(1, settings.workers), mp_context=ctx,
                                  initializer=_init_worker, initargs=(str(cache), str(out), s)) as pool:
-            for rec in tqdm(pool.map(_synthetic, tasks, chunksize=4), total=len(tasks), desc="synthetic samples",
+            for rec in progress(pool.map(_synthetic, tasks, chunksize=4), total=len(tasks), desc="synthetic samples",
                             unit="sample", disable=None):
                 samples_.append(rec)
     timings["synthetic_s"] = time.perf_counter() - t
@@ -342,7 +342,7 @@ def build_dataset(ct_paths: list[str | os.PathLike], out_dir: str | os.PathLike,
     face_sources += sfm_faces(settings.n_sfm, np.random.default_rng([settings.seed, 0, 3, 0]))
     ref = _mean_face_landmarks(out, [r for r in samples_ if r["kind"] == "paired"
                                      and r["source_head"] not in settings.test_heads])
-    for fs in tqdm(face_sources, desc="unpaired faces", unit="face", disable=None):
+    for fs in progress(face_sources, desc="unpaired faces", unit="face", disable=None):
         common = [k for k in fs.landmarks.points if k in ref]
         if len(common) < 4:
             log.warning("face %s: only %d landmarks in common with the reference (%s); skipped",

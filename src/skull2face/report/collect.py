@@ -10,10 +10,18 @@ its predicted face, else the evaluate folder's name.
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 from ..errors import InputError
 from ..methods import registry
+
+log = logging.getLogger(__name__)
+
+TISSUE_SOURCE = ("Facial soft-tissue thickness over each bony landmark: pooled adult means and standard "
+                 "deviations of Hona & Stephan (2024), International Journal of Legal Medicine 138: 519-535 "
+                 "(bundled as data/tissue/fstt_hona_stephan_2024.csv). The tissue-depth and face-model methods "
+                 "place the skin with it, and the synthetic training heads are made with it.")
 
 
 def _read(path: Path) -> dict:
@@ -42,9 +50,11 @@ def context_from_dirs(dirs: list[str | Path], title: str | None = None, settings
     """Report context (see `skull2face.report.html.write_report`) from stage folders."""
     methods: dict[str, dict] = {}
     hashes, region, subject, input_picture = {}, None, None, None
+    runs: dict[str, dict] = {}  # method -> {"predict": folder, "record": predict.json, "evaluate": folder}
     for d in _expand([Path(p) for p in dirs]):
         if (d / "predict.json").is_file():
             rec = _read(d / "predict.json")
+            runs.setdefault(rec["method"], {}).update(predict=d, record=rec)
             m = methods.setdefault(rec["method"], {})
             if (d / "predict.png").is_file():
                 m["picture"] = str(d / "predict.png")
@@ -58,6 +68,7 @@ def context_from_dirs(dirs: list[str | Path], title: str | None = None, settings
             method = d.name
             if pred and (pred.parent / "predict.json").is_file():
                 method = _read(pred.parent / "predict.json")["method"]
+            runs.setdefault(method, {})["evaluate"] = d
             m = methods.setdefault(method, {})
             m["metrics"] = rec["truth_to_prediction"]
             if (d / "heatmap.png").is_file():
@@ -65,6 +76,77 @@ def context_from_dirs(dirs: list[str | Path], title: str | None = None, settings
             region = region or rec.get("region")
     ordered = {k: methods[k] for k in registry.names() if k in methods}
     ordered.update({k: v for k, v in methods.items() if k not in ordered})
+    main = "skull2face" if "skull2face" in ordered else next(iter(ordered), None)
+    run = runs.get(main, {})
+    card = model_card(run["record"]) if run.get("record") else None
+    if card and card.get("sha256"):
+        hashes[f"model ({Path(card['file']).name})"] = card["sha256"]
+    from ..anatomy.tissue import load_table
+
     return {"title": title or f"skull2face report{f': {subject}' if subject else ''}", "subject": subject,
             "input_picture": input_picture, "methods": ordered, "settings": settings or {},
-            "hashes": hashes, "region": region}
+            "hashes": hashes, "region": region, "main_method": main, "scene": scene_of(run),
+            "model_card": card, "tissue": (load_table(), TISSUE_SOURCE) if ordered else None}
+
+
+def scene_of(run: dict) -> dict | None:
+    """Mesh paths of the 3D view for one method's run (see `skull2face.report.scene3d.layers_from_files`)."""
+    d, rec = run.get("predict"), run.get("record")
+    if d is None or rec is None or not (d / "face.ply").is_file():
+        return None
+    skull = d / "skull.ply" if (d / "skull.ply").is_file() else Path(rec["input"]["path"])
+    if rec["input"].get("kind") != "mesh" and not (d / "skull.ply").is_file():
+        skull = None
+    scene = {"skull": str(skull) if skull and skull.is_file() else None, "face": str(d / "face.ply"),
+             "frame": (rec.get("frame") or {}).get("matrix")}
+    ev = run.get("evaluate")
+    if ev is not None and (ev / "error_on_truth.ply").is_file():
+        scene["error_mesh"] = str(ev / "error_on_truth.ply")
+    elif rec.get("truth") and (d / rec["truth"]).is_file():
+        scene["truth"] = str(d / rec["truth"])
+    return scene
+
+
+def model_card(rec: dict) -> dict | None:
+    """The model card of a prediction's model file (None when the method used none).
+
+    Reads the file's meta (epoch, grid, validation figures, training settings) and its reference
+    ids (which training heads, real or synthetic); the bundled default model adds its README's
+    first paragraph.
+    """
+    info = rec.get("model")
+    if not info or not info.get("path"):
+        return None
+    path = Path(info["path"])
+    card: dict = {"file": str(path), "trained": {"epochs": info.get("epoch"), "resolution (px)": info.get("resolution"),
+                                                "depth exponent k": info.get("k")}}
+    try:
+        from ..io.volumes import file_sha256
+        from ..training.checkpoints import load_checkpoint
+
+        card["sha256"] = file_sha256(path)
+        ck = load_checkpoint(path)
+    except (OSError, InputError) as exc:
+        card["about"] = f"model file not readable now: {exc}"
+        return card
+    meta = ck.get("meta") or {}
+    card["trained"].update({"checkpoint": meta.get("checkpoint"), "mm per px": meta.get("mm_per_px"),
+                            "output": "soft-tissue thickness above the filled skull" if meta.get("residual")
+                            else "normalised face height", "torch": meta.get("torch")})
+    refs = ck.get("references") or {}
+    ids = list(refs.get("ids") or [])
+    real = sorted({i.rsplit("-", 1)[0] for i in ids if i.endswith("-real")})
+    data = {"dataset map size (px)": meta.get("dataset_size"), "dataset mm per px": meta.get("dataset_mm_per_px")}
+    if ids:
+        data.update({"reference pairs kept in the file": len(ids), "real heads among them": ", ".join(real) or "none",
+                     "synthetic pairs among them": len(ids) - sum(i.endswith("-real") for i in ids)})
+    card["training_data"] = data
+    val = meta.get("validation") or {}
+    card["validation"] = {k: v for k, v in val.items() if not isinstance(v, dict)}
+    card["settings"] = meta.get("settings")
+    from .. import samples
+
+    readme = samples.data_dir() / "model" / "README.md"
+    if path.resolve() == (samples.data_dir() / "model" / "skull2face_default.pt").resolve() and readme.is_file():
+        card["about"] = readme.read_text(encoding="utf-8").split("\n\n")[1].replace("\n", " ")
+    return card

@@ -5,25 +5,23 @@ The page opens offline and can be mailed as one file: every picture is embedded 
 other resources. All text taken from the context is escaped with `html.escape`.
 
 `screenshot` renders a page to PNG with headless Chromium when one is installed (used to check
-what a reader sees, and for previews).
+what a reader sees, and for previews), through `skull2face.report.browser`.
 """
 
 from __future__ import annotations
 
 import base64
 import html
-import json
 import logging
 import math
 import os
 import shutil
-import subprocess
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ..io.atomic import atomic_path, write_text
+from . import provenance
 
 log = logging.getLogger(__name__)
 
@@ -73,8 +71,16 @@ h2 { font-size: 1.2em; margin-top: 1.8em; border-bottom: 1px solid #ddd; padding
 .statement strong { color: #8c1d18; }
 .explain { color: #333; font-size: 0.95em; }
 .gallery { display: flex; flex-wrap: wrap; gap: 14px; }
-figure { margin: 0; flex: 1 1 300px; max-width: 520px; }
-figure img { width: 100%; height: auto; border: 1px solid #ccc; background: #fff; }
+figure { margin: 0; flex: 1 1 460px; max-width: 100%; }
+figure img { width: 100%; height: auto; border: 1px solid #ccc; background: #fff; cursor: zoom-in; }
+label.zoom input:checked + img { position: fixed; inset: 0; width: 100vw; height: 100vh; object-fit: contain;
+    background: rgba(20, 20, 20, 0.92); border: 0; z-index: 100; cursor: zoom-out; }
+.heatrow { display: flex; flex-wrap: wrap; gap: 14px; align-items: flex-start; margin: 10px 0 18px; }
+.heatrow figure { flex: 2 1 520px; }
+.regiontable { flex: 1 1 360px; }
+details { margin: 6px 0 12px; }
+summary { cursor: pointer; color: #355; }
+h3 { font-size: 1.0em; margin: 1.0em 0 0.3em; }
 figcaption { font-size: 0.9em; color: #444; margin-top: 4px; }
 .missing { border: 1px dashed #aaa; padding: 24px; color: #777; text-align: center; }
 table { border-collapse: collapse; margin: 8px 0; font-size: 0.95em; }
@@ -86,6 +92,20 @@ tr.main td.name { font-weight: bold; }
 pre { background: #f7f7f7; border: 1px solid #ddd; padding: 10px; overflow-x: auto; font-size: 0.85em; }
 code, .hash { font-family: Menlo, Consolas, monospace; font-size: 0.88em; word-break: break-all; }
 footer { margin-top: 2.5em; color: #777; font-size: 0.85em; }
+"""
+
+#: Extra style of the page printed to PDF: A4 width, no zoom, raw JSON left closed.
+_PRINT_CSS = """
+body { background: #fff; font-size: 10.5pt; }
+main { max-width: none; padding: 0; }
+figure { flex: 1 1 30%; break-inside: avoid; }
+.heatrow, table, .statement { break-inside: avoid; }
+.heatrow { flex-wrap: nowrap; }
+.heatrow figure { flex: 1 1 52%; }
+.regiontable { flex: 1 1 46%; font-size: 0.85em; }
+h2 { break-after: avoid; }
+h2.provenance { break-before: page; }
+details { display: none; }
 """
 
 
@@ -116,8 +136,8 @@ def _figure(path: Any, caption: str) -> str:
     if uri is None:
         return (f'<figure><div class="missing">picture not available<br><code>{_e(Path(path).name)}</code></div>'
                 f"<figcaption>{_e(caption)}</figcaption></figure>")
-    return (f'<figure><img src="{uri}" alt="{_e(caption)}">'
-            f"<figcaption>{_e(caption)}</figcaption></figure>")
+    return (f'<figure><label class="zoom" title="click to enlarge"><input type="checkbox" hidden>'
+            f'<img src="{uri}" alt="{_e(caption)}"></label><figcaption>{_e(caption)}</figcaption></figure>')
 
 
 def _number(value: Any) -> float | None:
@@ -168,23 +188,38 @@ def metrics_html(methods: Mapping[str, Mapping[str, Any]], main_method: str | No
     return "\n".join(lines)
 
 
-def _hash_rows(hashes: Mapping[str, Any]) -> str:
-    out = []
-    for label, value in hashes.items():
-        if isinstance(value, Mapping):
-            value = value.get("sha256", "")
-        out.append(f'<tr><td class="name">{_e(label)}</td><td class="name hash">{_e(value or "-")}</td></tr>')
-    return "\n".join(out)
+def _heat_with_regions(name: str, entry: Mapping[str, Any]) -> str:
+    """A method's heat map with its per-region errors beside it (when the evaluation has them)."""
+    fig = _figure(entry.get("heatmap"), f"error map: {name}")
+    regions = (entry.get("metrics") or {}).get("regions") or {}
+    if not regions:
+        return fig
+    return (f'<div class="heatrow">{fig}<div class="regiontable"><p class="explain"><strong>{_e(name)}</strong>: '
+            f"errors per part of the face (true skin to prediction)</p>{provenance.regions_html(regions)}</div></div>")
 
 
-def _json_block(data: Any) -> str:
-    text = json.dumps(data, indent=2, sort_keys=True, default=str, ensure_ascii=False)
-    return f"<pre>{_e(text)}</pre>"
+def _scene_section(context: Mapping[str, Any]) -> str:
+    """The interactive 3D view, or a note saying why there is none."""
+    from . import scene3d
+
+    try:
+        layers = scene3d.layers_from_files(context["scene"])
+        if not layers:
+            return ""
+        return scene3d.section_html(layers, frame=context["scene"].get("frame"))
+    except Exception as exc:  # the page without the view beats no page; the reason is shown
+        log.warning("3D view left out: %s", exc)
+        return f'<p class="explain">3D view left out: {_e(exc)}</p>'
 
 
-def render_html(context: Mapping[str, Any]) -> str:
-    """The report page as a string (see `write_report` for ``context``)."""
+def render_html(context: Mapping[str, Any], for_print: bool = False) -> str:
+    """The report page as a string (see `write_report` for ``context``).
+
+    ``for_print``: the page for the PDF: the still pictures of ``context["views"]`` instead of
+    the interactive 3D view, every picture at full width.
+    """
     from .. import __version__
+    from . import scene3d
 
     title = str(context.get("title") or "skull2face facial approximation")
     methods: Mapping[str, Mapping[str, Any]] = context.get("methods") or {}
@@ -192,12 +227,14 @@ def render_html(context: Mapping[str, Any]) -> str:
     if main is None and methods:
         main = "skull2face" if "skull2face" in methods else next(iter(methods))
     main_entry = methods.get(main, {}) if main else {}
+    view3d = "" if for_print or not context.get("scene") else _scene_section(context)
 
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         '<meta name="viewport" content="width=device-width, initial-scale=1">',
-        f"<title>{_e(title)}</title><style>{_CSS}</style></head><body><main>",
+        f"<title>{_e(title)}</title><style>{_CSS}{scene3d.CSS if view3d else ''}{_PRINT_CSS if for_print else ''}"
+        "</style></head><body><main>",
         f"<h1>{_e(title)}</h1>",
     ]
     if context.get("subject"):
@@ -211,6 +248,10 @@ def render_html(context: Mapping[str, Any]) -> str:
     if context.get("truth_picture"):
         gallery.append(_figure(context["truth_picture"], "true face (for evaluation only)"))
     parts.append('<div class="gallery">' + "".join(g for g in gallery if g) + "</div>")
+    if for_print and context.get("views"):
+        parts.append("<h2>Front, side and three-quarter views</h2>")
+        parts.append('<div class="gallery">' + "".join(_figure(p, c) for c, p in context["views"].items()) + "</div>")
+    parts.append(view3d)
 
     if methods:
         parts.append("<h2>Accuracy against the true skin</h2>")
@@ -220,12 +261,12 @@ def render_html(context: Mapping[str, Any]) -> str:
         if summaries:
             parts.append("<ul>" + "".join(f"<li><strong>{_e(n)}</strong>: {_e(s)}</li>" for n, s in summaries)
                          + "</ul>")
-        heat = [_figure(e.get("heatmap"), f"error map: {n}") for n, e in methods.items() if e.get("heatmap")]
+        heat = [_heat_with_regions(n, e) for n, e in methods.items() if e.get("heatmap")]
         if heat:
             parts.append("<h2>Where the errors are</h2>")
             parts.append('<p class="explain">Distance from the true skin to each prediction, per point of the '
-                         "face region (mm).</p>")
-            parts.append('<div class="gallery">' + "".join(heat) + "</div>")
+                         "face region (mm); beside each map, the same errors per part of the face.</p>")
+            parts.append("".join(heat))
         others = [_figure(e.get("picture"), f"face: {n}") for n, e in methods.items()
                   if n != main and e.get("picture")]
         if others:
@@ -234,16 +275,24 @@ def render_html(context: Mapping[str, Any]) -> str:
 
     for note in context.get("notes") or ():
         parts.append(f'<p class="explain">{_e(note)}</p>')
+    parts.append('<h2 class="provenance">Provenance</h2><p class="explain">What produced this page: the '
+                 "model, the published table, the region measured, every setting and the inputs' hashes.</p>")
+    if context.get("model_card"):
+        parts.append("<h2>Model card</h2>" + provenance.model_card_html(context["model_card"]))
+    if context.get("tissue"):
+        rows, source = context["tissue"]
+        parts.append("<h2>Soft-tissue thickness table used</h2>" + provenance.tissue_html(rows, source))
     if context.get("region"):
-        parts.append("<h2>Face region measured</h2>" + _json_block(context["region"]))
+        parts.append("<h2>Face region measured</h2>" + provenance.region_html(context["region"]))
     if context.get("settings") is not None:
-        parts.append("<h2>Settings</h2>" + _json_block(context["settings"]))
+        parts.append("<h2>Settings</h2>" + provenance.settings_html(context["settings"]))
     hashes = context.get("hashes") or {}
     if hashes:
-        parts.append('<h2>Inputs (SHA-256)</h2><table class="hashes"><tbody>' + _hash_rows(hashes)
-                     + "</tbody></table>")
+        parts.append("<h2>Inputs (SHA-256)</h2>" + provenance.hashes_html(hashes))
+    viewer = (f" The 3D view uses three.js {_e(scene3d.three_version())} (MIT License, Copyright 2010-2026 "
+              "three.js authors), inlined.") if view3d else ""
     parts.append(f"<footer>skull2face {_e(__version__)}. Knyaz et al. 2020-style facial approximation; "
-                 "this page is self-contained and needs no network.</footer>")
+                 f"this page is self-contained and needs no network.{viewer}</footer>")
     parts.append("</main></body></html>")
     return "\n".join(parts) + "\n"
 
@@ -291,6 +340,19 @@ def write_report(out_dir: str | os.PathLike, context: Mapping[str, Any]) -> Path
             Description of the measured face region, shown as JSON.
         ``notes`` : list of str
             Extra paragraphs.
+        ``scene`` : mapping
+            Meshes of the interactive 3D view (`skull2face.report.scene3d.layers_from_files`:
+            ``skull``, ``face``, ``error_mesh`` or ``truth`` paths) and ``frame`` (the input ->
+            head matrix, 4 x 4, orienting its view buttons; None for LPS input).
+        ``model_card`` : mapping
+            What the model is and what trained it (`skull2face.report.provenance.model_card_html`).
+        ``tissue`` : (list of `skull2face.anatomy.tissue.Thickness`, str)
+            The thickness table used and its source in words.
+        ``views`` : mapping of str to path
+            Caption -> still picture, shown instead of the 3D view in the printed page.
+
+        A method's ``metrics`` may hold ``regions`` (sub-region -> the same figures), shown
+        beside its heat map.
 
         Pictures that are missing or not PNG/JPEG show as a placeholder naming the file.
 
@@ -333,28 +395,22 @@ def screenshot(html_path: str | os.PathLike, png_path: str | os.PathLike, width:
     bool
         True if the PNG was written; False if no browser is installed or it failed (logged).
     """
-    browser = find_browser()
-    if browser is None:
+    from .browser import Browser, BrowserError
+
+    if find_browser() is None:
         return False
-    page = Path(html_path).resolve()
-    target = Path(png_path)
-    with tempfile.TemporaryDirectory(prefix="skull2face-chromium-") as profile:
-        try:
-            with atomic_path(target) as tmp:
-                tmp.unlink()  # so a browser that writes nothing cannot pass off the empty temp file
-                # Flags: no sandbox (root in containers), no GPU, and nothing that reaches the
-                # network (QUIC, background fetches, component and sync updates).
-                cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
-                       "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                       "--disable-sync", "--hide-scrollbars", f"--user-data-dir={profile}",
-                       f"--screenshot={tmp}", f"--window-size={int(width)},{int(height)}", page.as_uri()]
-                proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s,
-                                      stdin=subprocess.DEVNULL, check=False)
-                if not tmp.is_file() or tmp.stat().st_size == 0:
-                    raise RuntimeError(f"exit {proc.returncode}: {proc.stderr.strip()[-500:]}")
-        except (OSError, subprocess.SubprocessError, RuntimeError) as exc:
-            log.warning("screenshot of %s with %s failed: %s", page, browser, exc)
-            return False
+    try:
+        with Browser(width=int(width), height=int(height), timeout_s=timeout_s) as browser:
+            browser.open(html_path)
+            # a page with the 3D view: wait until it has drawn (or said why it cannot)
+            browser.wait_for("!document.getElementById('s2f-viewer') || (window.s2fViewer && "
+                             "(window.s2fViewer.ready || window.s2fViewer.error))", timeout_s=min(60.0, timeout_s))
+            data = browser.screenshot()
+        with atomic_path(png_path) as tmp:
+            tmp.write_bytes(data)
+    except (OSError, BrowserError) as exc:
+        log.warning("screenshot of %s failed: %s", html_path, exc)
+        return False
     return True
 
 

@@ -5,7 +5,8 @@
 2. train the cGAN briefly on the CPU (staged, up to ``final_res``);
 3. predict the held-out head's face from its CT with skull2face and every baseline;
 4. evaluate every prediction against the head's real skin over the same face region;
-5. write one HTML report and print the metrics table and the report's path.
+5. write one HTML report (and ``report.pdf`` where Chromium is installed) and print the
+   metrics table and the report's path.
 
 ``quick=True`` is a smoke run (tiny dataset, 32 px) that checks the plumbing in ~2 minutes;
 its numbers mean nothing.
@@ -80,7 +81,8 @@ def _demo(out: Path, settings: DemoSettings) -> dict:
     from .evaluate import evaluate
     from .predict import PredictSettings, make_bundle, predict
     from ..report.collect import context_from_dirs
-    from ..report.html import write_report
+    from ..report.html import find_browser, write_report
+    from ..report.pdf import write_pdf
     from .train import TrainSettings, train
 
     cts = [samples.path("headsq"), samples.path("cranium")]
@@ -131,12 +133,18 @@ def _demo(out: Path, settings: DemoSettings) -> dict:
                                 settings={"demo": dataclasses.asdict(settings), "train": dataclasses.asdict(ts)})
     context["truth_picture"] = None
     report = write_report(out / "report", context)
+    pdf = None
+    if find_browser() is not None:  # the case-file PDF needs Chromium; the page does not
+        pdf = str(write_pdf(out / "report", context))
+    else:
+        log.warning("no Chromium on PATH: report.pdf not written (the HTML report is)")
     timings["total_s"] = time.perf_counter() - t0
-    summary = {"table": table, "rows": rows, "report": str(report), "timings": {k: round(v, 1) for k, v in timings.items()}}
+    summary = {"table": table, "rows": rows, "report": str(report), "pdf": pdf, "timings": {k: round(v, 1) for k, v in timings.items()}}
     (out / "demo.json").write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
 
 def echo(summary: dict) -> str:
     """What ``skull2face demo`` prints: the metrics table and where the report is."""
-    return f"{summary['table']}\nreport: {summary['report']}"
+    pdf = f"\npdf: {summary['pdf']}" if summary.get("pdf") else ""
+    return f"{summary['table']}\nreport: {summary['report']}{pdf}"

@@ -9,7 +9,9 @@ bundled with the package) through `generator_face`; the methods that need refere
 training heads (``mean-face``, ``nearest-skull``) take them from a dataset folder (``data``) or
 from the references stored in a model bundle (`make_bundle`).
 
-Outputs: ``face.ply``, ``face.stl``, ``face.obj`` (mm, input coordinates), ``face_map.*`` and
+Outputs: ``face.ply``, ``face.stl``, ``face.obj``, ``face.glb`` (glTF binary, for Blender and web
+viewers; mm, input coordinates), ``slicer/`` (a 3D Slicer bundle: skull, face, landmarks and a
+scene file, `skull2face.io.slicer`), ``face_map.*`` and
 ``skull_map.*`` (depth maps with their render spec), ``skull_landmarks.json``, ``predict.png``
 (skull and face together) and ``predict.json`` (settings, inputs and hashes, timings).
 """
@@ -35,6 +37,7 @@ from ..io.atomic import write_json
 from ..io.landmarks import read_landmarks, write_landmarks
 from ..io.meshes import MESH_SUFFIXES, load_mesh, save_mesh
 from ..io.run_folder import run_folder
+from ..io.slicer import write_slicer_bundle
 from ..io.volumes import file_sha256, is_volume_path
 from ..anatomy.locate import PoseSettings, locate
 from ..methods import registry
@@ -397,8 +400,10 @@ def _predict(input_path, out: Path, settings: PredictSettings, method, landmarks
     face = depth_to_mesh(face_map)
     face.remove_unreferenced_vertices()
     outputs = {}
-    for suffix in (".ply", ".stl", ".obj"):
+    for suffix in (".ply", ".stl", ".obj", ".glb"):
         outputs[f"face{suffix}"] = save_mesh(face, out / f"face{suffix}").name
+    scene = write_slicer_bundle(out / "slicer", skull, face, lms, src["truth"])
+    outputs["slicer"] = str(scene.relative_to(out))
     save_depthmap(face_map, out / "face_map")
     save_depthmap(skull_map, out / "skull_map")
     write_landmarks(lms, out / "skull_landmarks.json")

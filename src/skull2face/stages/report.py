@@ -19,10 +19,14 @@ class ReportSettings:
         Page title; None: from the runs.
     screenshot : bool
         Also write ``report.png`` with headless Chromium (when one is installed).
+    pdf : bool
+        Also write ``report.pdf`` (A4, page numbers, still views instead of the 3D view) with
+        headless Chromium; without one installed: one clear line, exit status 2.
     """
 
     title: str | None = option(None, help="page title (default: from the runs)")
     screenshot: bool = option(False, help="also write report.png with headless Chromium")
+    pdf: bool = option(False, help="also write report.pdf (A4, page numbers) with headless Chromium")
 
 
 def report(dirs: list[str | os.PathLike], out_dir: str | os.PathLike, settings: ReportSettings | None = None) -> dict:
@@ -47,18 +51,39 @@ def report(dirs: list[str | os.PathLike], out_dir: str | os.PathLike, settings: 
     from ..io.run_folder import run_folder
 
     settings = settings or ReportSettings()
+    if settings.pdf:
+        from ..errors import InputError
+        from ..report.html import find_browser
+
+        if find_browser() is None:  # say so before any work
+            raise InputError(None, "--pdf needs Chromium (e.g. apt-get install chromium); none is on PATH")
     with run_folder(out_dir, "report", dirs, markers=("report.html",)) as out:
         ctx = context_from_dirs(dirs, title=settings.title)
         write_report(out, ctx)
+        if settings.pdf:
+            make_pdf(out, ctx)
         rows = {m: v["metrics"] for m, v in ctx["methods"].items() if v.get("metrics")}
         shot = None
         if settings.screenshot:
             shot = out / "report.png" if screenshot(out / "report.html", out / "report.png") else None
     page = Path(out_dir) / "report.html"
+    pdf = str(Path(out_dir) / "report.pdf") if settings.pdf else None
     if shot is not None:
         shot = Path(out_dir) / "report.png"
     return {"page": str(page), "rows": rows, "screenshot": None if shot is None else str(shot),
-            "screenshot_asked": settings.screenshot}
+            "screenshot_asked": settings.screenshot, "pdf": pdf}
+
+
+def make_pdf(out_dir: str | os.PathLike, ctx: dict) -> Path:
+    """``out_dir/report.pdf`` from a report context; no or a failing Chromium: `InputError`."""
+    from ..errors import InputError
+    from ..report.browser import BrowserError
+    from ..report.pdf import PDF_NAME, write_pdf
+
+    try:
+        return write_pdf(out_dir, ctx)
+    except BrowserError as exc:
+        raise InputError(Path(out_dir) / PDF_NAME, f"cannot print the PDF: {exc} (install chromium)") from None
 
 
 def echo(record: dict) -> str:
@@ -68,4 +93,6 @@ def echo(record: dict) -> str:
     lines = [metrics_table(record["rows"])] if record["rows"] else []
     if record["screenshot_asked"]:
         lines.append(f"screenshot: {record['screenshot']}" if record["screenshot"] else "screenshot: no Chromium found")
+    if record.get("pdf"):
+        lines.append(f"pdf: {record['pdf']}")
     return "\n".join(lines + [f"report: {record['page']}"])

@@ -198,9 +198,10 @@ def _epoch_table(stages: list[tuple[int, int]]) -> list[tuple[int, int]]:
 
 
 def _tqdm(*args, **kwargs):
-    from tqdm import tqdm
+    """A tqdm bar on a terminal, periodic plain lines in a log (`skull2face.progress`)."""
+    from ..progress import progress
 
-    return tqdm(*args, dynamic_ncols=True, **kwargs)
+    return progress(*args, **kwargs)
 
 
 def _resume(last_path: Path, metrics_path: Path, nets: Nets, settings: Any, data: Data,
