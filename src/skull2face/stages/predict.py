@@ -395,10 +395,14 @@ def _predict(input_path, out: Path, settings: PredictSettings, method, landmarks
     timings["method_s"] = time.perf_counter() - t
     if not face_map.mask.any():
         raise InputError(input_path, f"method {settings.method} produced an empty face map")
+    head = info.pop("_head", None)  # face-model: the whole fitted head, not only what the front sees
 
     t = time.perf_counter()
-    face = depth_to_mesh(face_map)
-    face.remove_unreferenced_vertices()
+    if head is not None:
+        face = head
+    else:
+        face = depth_to_mesh(face_map)
+        face.remove_unreferenced_vertices()
     outputs = {}
     for suffix in (".ply", ".stl", ".obj", ".glb"):
         outputs[f"face{suffix}"] = save_mesh(face, out / f"face{suffix}").name
@@ -433,8 +437,10 @@ def _predict(input_path, out: Path, settings: PredictSettings, method, landmarks
 
 def echo(record: dict) -> str:
     """What ``skull2face predict`` prints: the method, the face, the time and the files."""
-    return (f"{record['method']}: face with {record['face']['vertices']} vertices in "
+    line = (f"{record['method']}: face with {record['face']['vertices']} vertices in "
             f"{record['timings']['total_s']:.2f} s; wrote {', '.join(record['outputs'].values())} and predict.json")
+    inferred = (record.get("method_info") or {}).get("inferred_without_bone") or []
+    return "\n".join([line] + (["inferred without bone:"] + [f"  - {x}" for x in inferred] if inferred else []))
 
 
 def echo_bundle(path: Path) -> str:

@@ -127,6 +127,48 @@ def fit_base_mm(fit_mm: Any, z_near: float) -> np.ndarray:
     return np.where(np.isfinite(a), a, float(z_near))
 
 
+# Bands of the face by head-frame height (mm; nasion is y = 0, subnasale about -50, menton
+# about -120: Farkas 1994 face heights), for saying where the fit has no bone under it.
+FACE_BANDS = (("forehead", 10.0, 80.0), ("orbits and nose", -50.0, 10.0), ("mouth and chin", -130.0, -50.0))
+MANDIBLE = ("Pog", "Gn", "Me", "Go_L", "Go_R")
+
+
+def inferred_without_bone(skull_map: DepthMap, face_map: DepthMap, skull_landmarks: Any) -> list[str]:
+    """Which parts of a fitted head have no bone under them, in words for the user.
+
+    Parameters
+    ----------
+    skull_map, face_map : DepthMap
+        Frontal maps of the skull and the fitted head (one spec).
+    skull_landmarks : mapping or LandmarkSet
+
+    Returns
+    -------
+    list of str
+        One line per part: each band of `FACE_BANDS` of which more than a third lies off the
+        bone's frontal silhouette (`over_bone`), a missing mandible, and always the ears, neck
+        and back of the head (the head model alone).
+    """
+    from ..anatomy.landmark_set import points_of
+
+    out = []
+    pts = points_of(skull_landmarks)
+    if not any(k in pts and np.all(np.isfinite(pts[k])) for k in MANDIBLE):
+        out.append("no mandible found: chin, jaw line and lower lip come from the head model and the landmarks "
+                   "above them, not from bone")
+    bone = over_bone(skull_map.height, skull_map.spec.mm_per_px) if skull_map.mask.any() else skull_map.mask
+    _, y = skull_map.spec.xy_grid()
+    for name, lo, hi in FACE_BANDS:
+        band = face_map.mask & (y >= lo) & (y < hi) & (np.abs(skull_map.spec.xy_grid()[0]) < 50.0)
+        if band.sum() == 0:
+            continue
+        off = 1.0 - float(np.mean(bone[band]))
+        if off > 1.0 / 3.0:
+            out.append(f"{name}: {100 * off:.0f} % of it has no bone under it (the head model fills it)")
+    out.append("ears, neck and the back of the head: the head model alone (no tissue data there)")
+    return out
+
+
 def fitted_face(skull_mesh: trimesh.Trimesh, skull_landmarks: Any, spec: RenderSpec, *, dense: str = "prior",
                 prior: ThicknessPrior | None = None, skull_map: DepthMap | None = None, surface: Any = None,
                 n_modes: int | None = None, info: dict | None = None) -> DepthMap:
@@ -164,6 +206,10 @@ def fitted_face(skull_mesh: trimesh.Trimesh, skull_landmarks: Any, spec: RenderS
     head = fit_to_skull(skull_mesh, skull_landmarks, spec, surface, n_modes=n_modes, info=record)
     t2 = time.perf_counter()
     face = render(head, spec)
+    if skull_map is None:
+        skull_map = render(skull_mesh, spec)
+    record["inferred_without_bone"] = inferred_without_bone(skull_map, face, skull_landmarks)
+    record["_head"] = head  # the whole fitted head (not JSON: the caller pops it)
     record["time_s"] = {"dense_target": round(t1 - t0, 3), "fit": round(t2 - t1, 3),
                         "render": round(time.perf_counter() - t2, 3)}
     return face
