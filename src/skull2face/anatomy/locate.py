@@ -6,10 +6,11 @@ symmetry and shape (`skull2face.geometry.pose`), with optional ``front``/``up`` 
 
 A mesh that is not a skull (or face) is refused, not given invented landmarks: a triangle
 soup before detection, and a shape whose landmarks lack a skull's or face's anchors and
-proportions after it (`skull2face.anatomy.detect.plausible`). When the coarse pose came from
-shape cues and the landmarks fail that check, the other orientations of the coarse frame in
-the same symmetry plane are tried (`skull2face.geometry.pose.orientations`, those the hints
-allow) and the first that passes is kept; if none does, the error says which hints to give.
+proportions after it (`skull2face.anatomy.detect.plausible`). When the coarse pose of a skull
+came from shape cues and the landmarks fail that check, the other orientations of the coarse
+frame in the same symmetry plane are tried (`skull2face.geometry.pose.orientations`, those
+the hints allow) and the first that passes is kept; if none does (or a face fails), the error
+says which hints to give.
 """
 
 from __future__ import annotations
@@ -138,7 +139,10 @@ def locate(mesh: trimesh.Trimesh, mesh_path: str | os.PathLike, surface: str,
     t0 = time.perf_counter()
     coarse, pose_record = coarse_pose(mesh, mesh_path, surface, settings)
     tries = [coarse]
-    if pose_record["mode"] == "scan":
+    if pose_record["mode"] == "scan" and surface == "skull":
+        # only for skulls: their check (nasal height, both orbital rims and arches in
+        # proportion) tells a wrong orientation; a face's is weaker (an upside-down CT skin
+        # passed it with its sides swapped), so a face that fails asks for the hints instead
         tries = pose_mod.orientations(coarse, *_hints(settings))
     first = None
     for k, matrix in enumerate(tries):
@@ -157,9 +161,10 @@ def locate(mesh: trimesh.Trimesh, mesh_path: str | os.PathLike, surface: str,
         pose_record.update(orientation=0, anatomy_check=f"failed: {problem}")
         return lms, {"pose": pose_record, "seconds": round(time.perf_counter() - t0, 3)}
     if pose_record["mode"] == "scan":
-        hint = ("in any orientation" + ("" if len(tries) == 8 else " the --front/--up hints allow")
-                + "; if it is one, check or give both --front and --up (where the face looks and the top "
-                  "of the head, e.g. --front -y --up +z)")
+        where = ("in any orientation" if len(tries) == 8 else "in the orientations the --front/--up hints allow"
+                 if len(tries) > 1 else "in the pose read from its shape")
+        hint = (where + "; if it is one, give both --front and --up (where the face looks and the top of the "
+                        "head in the mesh's coordinates, e.g. --front -y --up +z)")
     else:
         hint = ("in the CT's LPS axes; if it is one in another pose, use --pose scan with --front and --up")
     raise InputError(mesh_path, f"does not look like a {surface}: {problem} {hint}")
