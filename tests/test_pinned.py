@@ -15,6 +15,21 @@ Re-pinned since, on purpose (``make_pins.py --only``):
   outline's rays and the most-lateral picks: Fmt_L 2.5, Zy_R 2.3, Da_L 2.1, Zy_L 1.6, G 0.7,
   Pr 0.6, Ns 0.6, N 0.2 mm; the other landmarks do not move. No other pinned output goes
   through that pose (the CT heads use their LPS axes).
+- every key, for issue 14 (same skull, same landmarks): the coarse pose samples the surface
+  evenly and independently of its storage and scans all plane normals (it now finds the
+  Arothron skull's symmetry plane, not one ~34 degrees off); detection's symmetry sample takes
+  the vertices in the order of their coordinates, not of the file, and lids likewise; the
+  pitch correction may reach 45 degrees (was 30); Zy, Fmt, zy', go' are the centre of the
+  1 mm plateau of the extreme, not the vertex nearest it. Landmarks moved (mm, largest):
+  Arothron Fmt 11.5, Zy 9.2-9.8, Da 6.3, Pr 5.5, Ns 3.8, G 0.5, N 0.3 (the old ones came from
+  the wrong plane; the new ones agree with detection from the pose read off pictures of it);
+  cranium skull Fmt_R 4.7, Ns 3.1, others <= 1.3; headsq skull <= 1.8; cranium skin
+  <= 2.0 (al); headsq skin t_R 4.9, zy'_L 2.3, others <= 1.3. Face maps follow the skull
+  landmarks (mean-face and headsq nearest-skull maps unchanged); metrics (RMSE mm, old ->
+  new): cranium skull2face 5.78 -> 5.68, tissue-depth 7.10 -> 7.01, mean-face 5.84 -> 5.74,
+  nearest-skull 6.57 -> 5.38; headsq skull2face 4.70 -> 4.78, tissue-depth 6.65 -> 6.78,
+  mean-face 4.61 -> 4.76, nearest-skull 1.34 -> 1.58 (the skin landmarks also place the
+  scored region, so an unchanged map can score differently).
 """
 
 import sys

@@ -3,6 +3,14 @@
 Used by every stage that needs landmarks (landmarks, render, predict, evaluate). The coarse
 pose comes from the CT's LPS axes when the mesh was written from a CT, else from the mesh's
 symmetry and shape (`skull2face.geometry.pose`), with optional ``front``/``up`` hints.
+
+A mesh that is not a skull (or face) is refused, not given invented landmarks: a triangle
+soup before detection, and a shape whose landmarks lack a skull's or face's anchors and
+proportions after it (`skull2face.anatomy.detect.plausible`). When the coarse pose of a skull
+came from shape cues and the landmarks fail that check, the other orientations of the coarse
+frame in the same symmetry plane are tried (`skull2face.geometry.pose.orientations`, those
+the hints allow) and the first that passes is kept; if none does (or a face fails), the error
+says which hints to give.
 """
 
 from __future__ import annotations
@@ -88,6 +96,15 @@ def in_ct_coordinates(mesh_path: str | os.PathLike) -> bool:
     return False
 
 
+def _hints(settings: PoseSettings) -> tuple[np.ndarray | None, np.ndarray | None]:
+    try:
+        front = None if settings.front is None else pose_mod.parse_axis(settings.front)
+        up = None if settings.up is None else pose_mod.parse_axis(settings.up)
+    except ValueError as exc:
+        raise InputError(None, str(exc)) from None
+    return front, up
+
+
 def coarse_pose(mesh: trimesh.Trimesh, mesh_path: str | os.PathLike, surface: str,
                 settings: PoseSettings) -> tuple[np.ndarray, dict]:
     """Coarse input -> head matrix (4, 4) and a record of how it was found."""
@@ -98,11 +115,7 @@ def coarse_pose(mesh: trimesh.Trimesh, mesh_path: str | os.PathLike, surface: st
         mode = "lps" if in_ct_coordinates(mesh_path) else "scan"
     if mode == "lps":
         return pose_mod.lps_frame(mesh), {"mode": "lps"}
-    try:
-        front = None if settings.front is None else pose_mod.parse_axis(settings.front)
-        up = None if settings.up is None else pose_mod.parse_axis(settings.up)
-    except ValueError as exc:
-        raise InputError(None, str(exc)) from None
+    front, up = _hints(settings)
     matrix, record = pose_mod.auto_frame(mesh, surface, front=front, up=up)
     return matrix, {"mode": "scan", **record}
 
@@ -154,17 +167,54 @@ def locate(mesh: trimesh.Trimesh, mesh_path: str | os.PathLike, surface: str,
     landmarks : LandmarkSet
         In the mesh's own coordinates (mm), ``meta`` filled for every landmark of the surface.
     record : dict
-        Pose record and timing.
+        Pose record (with ``orientation``: which of `skull2face.geometry.pose.orientations`
+        was kept, 0 the coarse one, and ``anatomy_check``) and timing.
+
+    Raises
+    ------
+    InputError
+        The mesh is not a surface (a triangle soup), or no orientation shows a skull's (face's)
+        anatomy (`skull2face.anatomy.detect.plausible.anatomy_problem`) and the user gave no
+        landmarks of this surface: one line, naming the file, the failed check and the hints
+        that would help.
     """
-    from .detect import detect_landmarks
+    from .detect import NotAnatomy, anatomy_problem, detect_landmarks
 
     settings = settings or PoseSettings()
     if given is not None:
         check_given(mesh, given, given_path)
     t0 = time.perf_counter()
     coarse, pose_record = coarse_pose(mesh, mesh_path, surface, settings)
-    lms = detect_landmarks(mesh, surface, coarse, given=given)
-    return lms, {"pose": pose_record, "seconds": round(time.perf_counter() - t0, 3)}
+    tries = [coarse]
+    if pose_record["mode"] == "scan" and surface == "skull":
+        # only for skulls: their check (nasal height, both orbital rims and arches in
+        # proportion) tells a wrong orientation; a face's is weaker (an upside-down CT skin
+        # passed it with its sides swapped), so a face that fails asks for the hints instead
+        tries = pose_mod.orientations(coarse, *_hints(settings))
+    first = None
+    for k, matrix in enumerate(tries):
+        try:
+            lms = detect_landmarks(mesh, surface, matrix, given=given)
+        except NotAnatomy as exc:
+            raise InputError(mesh_path, f"does not look like a {surface}: {exc}") from None
+        problem = anatomy_problem(lms, surface)
+        first = first or (lms, problem)
+        if problem is None:
+            pose_record.update(orientation=k, anatomy_check="passed")
+            return lms, {"pose": pose_record, "seconds": round(time.perf_counter() - t0, 3)}
+    lms, problem = first
+    if given is not None and any(n in given.points for n in lms.meta):
+        # the user's landmarks anchor the rest: keep what was found in the coarse pose
+        pose_record.update(orientation=0, anatomy_check=f"failed: {problem}")
+        return lms, {"pose": pose_record, "seconds": round(time.perf_counter() - t0, 3)}
+    if pose_record["mode"] == "scan":
+        where = ("in any orientation" if len(tries) == 8 else "in the orientations the --front/--up hints allow"
+                 if len(tries) > 1 else "in the pose read from its shape")
+        hint = (where + "; if it is one, give both --front and --up (where the face looks and the top of the "
+                        "head in the mesh's coordinates, e.g. --front -y --up +z)")
+    else:
+        hint = ("in the CT's LPS axes; if it is one in another pose, use --pose scan with --front and --up")
+    raise InputError(mesh_path, f"does not look like a {surface}: {problem} {hint}")
 
 
 def summary(lms: LandmarkSet) -> str:

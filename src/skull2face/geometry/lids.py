@@ -148,7 +148,14 @@ def find_lids(verts: Any, faces: Any, directions: Any = (),
         return []
     # every k-th face (areas scaled up) is plenty to measure lids of >= 300 mm^2
     k = max(1, len(f) // LID_SAMPLE_FACES)
-    normals, areas, centroids = _face_geometry(v, f[::k])
+    if k > 1:
+        # every k-th face in an order of their own (by centroid, to 1e-6 mm), not in the
+        # order the file stores them: the lids must not depend on the triangle order
+        c = np.round(v[f].mean(axis=1), 6)
+        sampled = f[np.lexsort((c[:, 2], c[:, 1], c[:, 0]))][::k]
+    else:
+        sampled = f
+    normals, areas, centroids = _face_geometry(v, sampled)
     areas = areas * k
     # every candidate is fitted (a thin start keeps a candidate that is right; a thick one
     # reaches a lid the candidate misses by ~10 degrees but may tilt onto other surfaces

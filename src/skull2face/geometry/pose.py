@@ -6,14 +6,22 @@ Landmark detection starts from a rough idea of where left, up and front are. Two
   and a head lies in a scanner roughly face-up along the axes, so the head frame is about
   ``x_head = x_lps, y_head = z_lps, z_head = -y_lps``.
 * **Unknown pose** (a skull scan in arbitrary orientation). The mid-sagittal plane is found
-  as the plane of best mirror symmetry, searched around each principal axis by the one plane
-  search detection uses too (`skull2face.geometry.symmetry.search_plane`); front and up then come from user hints
+  as the plane of best mirror symmetry on an even sample of the surface that does not depend
+  on how the mesh is stored (`skull2face.geometry.sample.surface_cells`: the same skull with
+  its triangles or vertices in another order gets the very same pose): a scan of 200 plane
+  normals over a hemisphere (`scan_starts`) picks the starts of the one plane search that
+  detection uses too (`skull2face.geometry.symmetry.search_plane`). (It used to start from
+  the principal axes only, which on a skull about as broad as high, like the bundled
+  Arothron skull, point anywhere: the plane settled ~34 degrees off.) Front and up then come from user hints
   (``front="-y"``, ``up="+z"``) or, failing those, from shape: the face end of a skull is
   rough (orbits, nasal aperture) where the occiput is a smooth dome, and the skull base is
   rough where the vault is smooth. The face side of a face scan is where its normals point.
 
 The result is a (4, 4) rigid input -> head matrix, good to some degrees and some centimetres:
-`skull2face.anatomy.detect` refines it from anatomy.
+`skull2face.anatomy.detect` refines it from anatomy. The shape cues can be misread (the
+record keeps their scores: a ratio near 1 is a coin flip); `orientations` lists the other
+seven frames in the same plane, which `skull2face.anatomy.locate` tries when the landmarks
+found in the first do not show a skull (face).
 """
 
 from __future__ import annotations
@@ -24,13 +32,52 @@ import numpy as np
 import trimesh
 
 from .frame import apply, frame_from_axes
-from .symmetry import search_plane
+from .sample import surface_cells
+from .symmetry import _Mirror, search_plane
 
 log = logging.getLogger(__name__)
 
 _AXES = {"x": 0, "y": 1, "z": 2}
-# Surface samples the symmetry search scores planes on (of the 6000 drawn for the pose).
+# Points of the even, storage-independent surface sample (`skull2face.geometry.sample`) the
+# symmetry search scores planes on, and of the coarser one its first, global scan uses.
 SYMMETRY_POINTS = 3000
+SCAN_POINTS = 500
+# The global scan: plane normals spread evenly over a hemisphere (a Fibonacci lattice, ~12
+# degrees apart, finer than the +-15 degree grid `search_plane` refines each start with).
+SCAN_NORMALS = 200
+# Starts handed on to `search_plane`: the best local minima of the scan, at least this far apart.
+SCAN_STARTS = 2
+_START_APART_DEG = 25.0
+
+
+def _hemisphere(n: int) -> np.ndarray:
+    """(n, 3) unit vectors spread evenly over the hemisphere z > 0 (Fibonacci lattice)."""
+    i = np.arange(n) + 0.5
+    z = i / n
+    phi = i * np.pi * (3.0 - np.sqrt(5.0))
+    r = np.sqrt(1.0 - z * z)
+    return np.column_stack([r * np.cos(phi), r * np.sin(phi), z])
+
+
+def scan_starts(points: np.ndarray, count: int = SCAN_STARTS) -> np.ndarray:
+    """Normals of the best mirror planes of a cloud over all directions: starts for `search_plane`.
+
+    The trimmed mirror residual (`skull2face.geometry.symmetry`) is evaluated for
+    `SCAN_NORMALS` normals spread over a hemisphere; the ``count`` best, each at least
+    25 degrees from the better ones, are returned (k, 3). Searching only around the principal
+    axes fails when two of them are about as long (a skull without mandible is about as
+    broad as it is high: its two short axes then point anywhere in their plane).
+    """
+    mirror = _Mirror(np.asarray(points, dtype=np.float64))
+    dirs = _hemisphere(SCAN_NORMALS)
+    res = np.array([mirror.residual(d)[0] for d in dirs])
+    picked: list[np.ndarray] = []
+    for k in np.argsort(res, kind="stable"):
+        if all(abs(dirs[k] @ p) < np.cos(np.radians(_START_APART_DEG)) for p in picked):
+            picked.append(dirs[k])
+        if len(picked) == count:
+            break
+    return np.array(picked)
 
 
 def parse_axis(text: str) -> np.ndarray:
@@ -91,7 +138,9 @@ def auto_frame(mesh: trimesh.Trimesh, surface: str, front: np.ndarray | None = N
         Optional hints in the mesh's coordinates: roughly where the face looks, and the
         top of the head. Each one given overrides the shape heuristic for that axis.
     seed : int
-        Seed of the surface sampling (results are deterministic for a seed).
+        Unused (kept for callers): the surface sample is not random any more but an even,
+        storage-independent one (`skull2face.geometry.sample.surface_cells`), so the pose does
+        not depend on the order of the triangles or vertices, and hardly on the tessellation.
 
     Returns
     -------
@@ -100,19 +149,16 @@ def auto_frame(mesh: trimesh.Trimesh, surface: str, front: np.ndarray | None = N
     record : dict
         How the pose was decided (symmetry residual, heuristic scores, hints).
     """
-    points, _ = trimesh.sample.sample_surface(mesh, 6000, seed=seed)
-    points = np.asarray(points, dtype=np.float64)
+    points, coarse = surface_cells(mesh, (SYMMETRY_POINTS, SCAN_POINTS))
     centre = points.mean(axis=0)
-    _, axes = np.linalg.eigh(np.cov((points - centre).T))
-    axes = axes.T[::-1]  # principal axes, longest first
     if front is not None and up is not None:
         # with both hints the symmetry normal must be near front x up
         hint_x = np.cross(np.asarray(up, float), np.asarray(front, float))
-        starts = [hint_x / np.linalg.norm(hint_x)]
+        starts = np.array([hint_x / np.linalg.norm(hint_x)])
     else:
-        starts = list(axes)
-    # the one mid-sagittal plane search (skull2face.geometry.symmetry), on half the samples
-    normal, offset, residual = search_plane(points[:SYMMETRY_POINTS], starts)
+        starts = scan_starts(coarse)
+    # the one mid-sagittal plane search (skull2face.geometry.symmetry)
+    normal, offset, residual = search_plane(points, starts)
     origin = centre - (centre @ normal - offset) * normal  # the plane's point nearest the centre
     record = {"symmetry_residual_mm": residual, "hints": {"front": None if front is None else list(front),
                                                           "up": None if up is None else list(up)}}
@@ -174,6 +220,44 @@ def auto_frame(mesh: trimesh.Trimesh, surface: str, front: np.ndarray | None = N
     record["axes_in_input"] = {"left": left.tolist(), "up": si.tolist(), "front": ap.tolist()}
     log.info("pose: symmetry residual %.2f mm; front %s, up %s", residual, np.round(ap, 2), np.round(si, 2))
     return matrix, record
+
+
+def orientations(matrix: np.ndarray, front: np.ndarray | None = None,
+                 up: np.ndarray | None = None) -> list[np.ndarray]:
+    """The coarse frame and the other seven that share its mid-sagittal plane.
+
+    The shape cues that orient a mesh in its symmetry plane (which in-plane axis is
+    front-back, which end is the face, which the top) can be misread; landmark detection
+    (`skull2face.anatomy.locate`) then tries these instead. Each keeps the origin and
+    turns the frame about it: up along +-y or +-z of ``matrix``, front square to it, left
+    their cross product (all proper rotations). Hints drop those that disagree with them.
+
+    Parameters
+    ----------
+    matrix : numpy.ndarray, shape (4, 4)
+        Rigid input -> head matrix (rows of its rotation: left, up, front in input coordinates).
+    front, up : numpy.ndarray, shape (3,), or None
+        The user's hints in input coordinates.
+
+    Returns
+    -------
+    list of numpy.ndarray, shape (4, 4)
+        ``matrix`` first, then the others: up flipped, front flipped, both, then up and
+        front swapped in the four ways.
+    """
+    y, z = np.eye(3)[1], np.eye(3)[2]
+    choices = [(y, z), (-y, z), (y, -z), (-y, -z), (z, y), (z, -y), (-z, y), (-z, -y)]
+    out = []
+    for new_up, new_front in choices:
+        turn = np.eye(4)
+        turn[:3, :3] = np.array([np.cross(new_up, new_front), new_up, new_front])
+        m = turn @ matrix
+        if front is not None and m[2, :3] @ np.asarray(front, float) < 0.5:
+            continue
+        if up is not None and m[1, :3] @ np.asarray(up, float) < 0.5:
+            continue
+        out.append(m)
+    return out or [matrix]
 
 
 def to_head(matrix: np.ndarray, points: np.ndarray) -> np.ndarray:

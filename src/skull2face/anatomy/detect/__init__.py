@@ -43,5 +43,6 @@ step 2), `.profile` (step 3), `.midline` (rules both midlines share), `.skull_mi
 
 from ...geometry.symmetry import symmetry_plane
 from .landmarks import detect_landmarks
+from .plausible import NotAnatomy, anatomy_problem
 
-__all__ = ["detect_landmarks", "symmetry_plane"]
+__all__ = ["NotAnatomy", "anatomy_problem", "detect_landmarks", "symmetry_plane"]

@@ -46,9 +46,12 @@ def _extreme_vertex(work: _Work, side: float, box, direction: np.ndarray,
     """The vertex inside a side's box that lies furthest along ``direction`` (its x part is
     taken outward on that side), lids excluded; None if the box holds no surface.
 
-    With ``plateau`` > 0, all vertices within that many mm of the extreme count, and the one
-    nearest their centroid is returned: the side of the head is nearly flat, and its single
-    most lateral vertex wanders over the flat patch with every millimetre of noise.
+    With ``plateau`` > 0, all vertices within that many mm of the extreme count, and their
+    area-free centroid, moved along ``direction`` onto the extreme's support plane, is
+    returned: the side of the head is nearly flat, and its single most lateral vertex (or the
+    vertex nearest the centroid) wanders over the flat patch by an edge length with every
+    change of the frame or the tessellation; the centroid moves little. On a patch that
+    flat the point lies within the plateau (<= ``plateau`` mm) of the surface.
     """
     v = work.verts
     sel = np.flatnonzero(_in_box(v, side, box))
@@ -59,8 +62,11 @@ def _extreme_vertex(work: _Work, side: float, box, direction: np.ndarray,
     d = np.array([side * direction[0], direction[1], direction[2]])
     proj = np.einsum("ij,j->i", v[sel], d)
     top = sel[proj >= proj.max() - plateau]
+    if plateau <= 0.0:
+        return v[top[0]].copy()
     centre = v[top].mean(axis=0)
-    return v[top[np.argmin(np.linalg.norm(v[top] - centre, axis=1))]].copy()
+    unit = d / np.linalg.norm(d)
+    return centre + (proj.max() / np.linalg.norm(d) - centre @ unit) * unit
 
 
 def _sided(base: str) -> tuple[str, str]:
@@ -126,8 +132,9 @@ def _skull_pairs(work: _Work, mid: dict[str, _Result]) -> dict[str, _Result]:
         "medium", "no bone where the zygomatic arch lies (" + _box_note(_ZY_BOX) + ")", plateau=1.0))
     out.update(_pair_by_extreme(
         work, "Fmt", _FMT_BOX, _LATERAL,
-        "most lateral point of the lateral orbital rim at the fronto-zygomatic level (" + _box_note(_FMT_BOX) + ")",
-        "low", "no bone where the lateral orbital rim lies (" + _box_note(_FMT_BOX) + ")"))
+        "most lateral point of the lateral orbital rim at the fronto-zygomatic level (" + _box_note(_FMT_BOX)
+        + "; centre of the bone within 1 mm of the most lateral)",
+        "low", "no bone where the lateral orbital rim lies (" + _box_note(_FMT_BOX) + ")", plateau=1.0))
     out.update(_dacryon(work))
     gn = mid.get("Gn")
     if gn is None or not gn.found:

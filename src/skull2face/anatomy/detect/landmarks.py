@@ -15,6 +15,7 @@ from ..landmark_set import LandmarkSet
 from .. import names
 from .bilateral import _face_pairs, _skull_pairs
 from .face_midline import _face_midline
+from .plausible import NotAnatomy, surface_problem
 from .profile import _profile
 from .skull_midline import _skull_midline
 from .work import _missing, _Result, _Work
@@ -22,8 +23,11 @@ from .work import _missing, _Result, _Work
 # --- pitch ----------------------------------------------------------------------------------
 
 # The coarse pitch is trusted to within this angle (degrees); a larger correction means the
-# midline landmarks that measured it are wrong, and the coarse pitch is kept.
-_MAX_PITCH_FIX_DEG = 30.0
+# midline landmarks that measured it are wrong, and the coarse pitch is kept. A skull in
+# unknown pose gets its coarse "up" from its outline (`skull2face.geometry.pose`), which on
+# the Arothron skull lies 30-31 degrees from the N,G - Ns,Pr "up": a limit of 30 made the
+# correction a coin flip under a rigid motion; typical coarse errors are < 35 degrees.
+_MAX_PITCH_FIX_DEG = 45.0
 _UPPER = {"skull": ("N", "G"), "face": ("n", "g'")}
 _LOWER = {"skull": ("Ns", "Pr"), "face": ("sn",)}
 _MIDLINE = {"skull": ("N", "G", "Ns", "Pr", "Pog", "Gn"), "face": ("n", "g'", "sn", "pog'", "me", "gn'")}
@@ -120,8 +124,29 @@ def detect_landmarks(mesh: trimesh.Trimesh, surface: str, coarse: Any,
         * ``{"source": "missing", "note": why}``, with no point, where the landmark does not
           exist on this input (cut off by the scan, no mandible, ...) or was not found.
 
+        How the confidence is set (a grade per rule, stated in each rule's docstring; the
+        note gives the measured value where there is one):
+
+        * "high": only nasion (N, n), when its notch is deeper than 1.5 mm (skull) / 2 mm
+          (face) behind the chord over +-8 / +-10 mm of outline (`.midline`); and given ones.
+        * "medium": a feature measured on the surface inside an anatomically bounded window:
+          a notch 0.3-1.5 mm (skull) / 0.5-2 mm (face) deep for nasion; the most prominent or
+          extreme point of a bounded outline or box (G, g', Ns, Pog, Gn, me, Zy, zy', Go, al,
+          sn at a clear notch).
+        * "low": a point placed by a typical dimension rather than seen (Pr above the incisal
+          edge, Fmt, Da, en, t, go'), a feature next to a scan cut, or a fallback (sn without
+          a clear notch, menton at the chin's turning point).
+
+        A confidence grades the rule that found the landmark on a shape that is a skull or
+        face; whether it is one is checked separately (`.plausible`: junk is refused by
+        `skull2face.anatomy.locate`, not graded).
+
     Raises
     ------
+    NotAnatomy
+        (a ValueError) If the mesh is not a surface at all (`.plausible.surface_problem`: a
+        triangle soup). Whether the landmarks show a skull or face is judged by the caller
+        (`.plausible.anatomy_problem`, used by `skull2face.anatomy.locate`).
     ValueError
         If ``surface`` is unknown, the mesh is empty, or ``coarse`` is not rigid.
 
@@ -136,6 +161,9 @@ def detect_landmarks(mesh: trimesh.Trimesh, surface: str, coarse: Any,
     if not isinstance(mesh, trimesh.Trimesh) or len(mesh.faces) == 0:
         raise ValueError("detect_landmarks needs a non-empty trimesh.Trimesh")
     coarse = as_rigid(coarse, "coarse")
+    problem = surface_problem(mesh)
+    if problem is not None:
+        raise NotAnatomy(problem)
     table = names.SKULL if surface == "skull" else names.FACE
     given_pts = {} if given is None else {n: p for n, p in given.points.items() if n in table}
 

@@ -31,6 +31,9 @@ _LID_REACH = 5.0
 # is `skull2face.geometry.symmetry.MIRROR_CAP`.
 _SYMMETRY_POINTS = 3000
 _SYMMETRY_DEPTH = 80.0
+# Input axes tried as lid directions: those this many degrees (above, at most) from the
+# nearest axis of the coarse frame (see `_Work`).
+_INPUT_AXIS_DEG = (0.5, 15.0)
 
 
 def _refine_by_symmetry(verts_coarse: np.ndarray, usable: np.ndarray) -> np.ndarray:
@@ -40,7 +43,12 @@ def _refine_by_symmetry(verts_coarse: np.ndarray, usable: np.ndarray) -> np.ndar
     not on scan-cut lids, which mirror onto themselves for any plane square to them): the
     vault and occiput are often asymmetric (positional flattening), and on the bundled
     cranium CT a whole-head fit leaves the facial midline 5-10 mm off x = 0, while the front
-    80 mm put it within 2 mm. The plane is searched for around the coarse x axis by
+    80 mm put it within 2 mm. Every k-th of those vertices (about `_SYMMETRY_POINTS`) is
+    taken in the order of their coarse-frame coordinates (to 1e-6 mm), not in the order the
+    mesh stores them, so that the plane does not depend on the vertex order, and moving the
+    mesh with its coarse frame moves the sample with it. (An even sample of the surface,
+    `skull2face.geometry.sample`, misplaced the plane of the headsq CT's skin in its LPS
+    pose: nasion 57 mm off.) The plane is searched for around the coarse x axis by
     `skull2face.geometry.symmetry.search_plane` (grid of +-15 degrees of yaw and roll,
     Nelder-Mead, mirror-matching polish; its docstring says why). "Front" is then re-measured
     square to the new plane and the search repeated once if the plane turned by more than
@@ -48,6 +56,9 @@ def _refine_by_symmetry(verts_coarse: np.ndarray, usable: np.ndarray) -> np.ndar
     The refined frame keeps the coarse "up" (made orthogonal to the new x axis) and puts its
     origin at the foot of the coarse origin on the plane.
     """
+    key = np.round(verts_coarse, 6)
+    order = np.lexsort((key[:, 2], key[:, 1], key[:, 0]))
+    verts_coarse, usable = verts_coarse[order], usable[order]
     refine = np.eye(4)
     normal = np.array([1.0, 0.0, 0.0])
     for _ in range(2):
@@ -84,9 +95,16 @@ class _Work:
         faces = np.asarray(mesh.faces, dtype=np.int64)
         v_coarse = apply(coarse, self._v_in)
         # lids first, in the coarse frame; the input's own axes are candidates too: a mesh
-        # taken from a CT keeps the scanner's coordinates, whose axes the cuts follow
-        caps = find_lids(v_coarse, faces, directions=list(coarse[:3, :3].T),
-                         labels=[f"{a} axis of the input" for a in "xyz"])
+        # taken from a CT keeps the scanner's coordinates, whose axes the cuts follow. Only
+        # input axes `_INPUT_AXIS_DEG` from an axis of the coarse frame are tried: one that is
+        # an axis of the coarse frame (a CT in its LPS pose) is searched anyway, and one far
+        # from all (a mesh moved away from its scanner's axes) is no scanner axis; either
+        # would fit a lid twice, and whichever fit wins moves the landmarks near it
+        axes = coarse[:3, :3].T
+        off = np.degrees(np.arccos(np.clip(np.abs(axes).max(axis=1), -1.0, 1.0)))
+        extra = [k for k in range(3) if _INPUT_AXIS_DEG[0] < off[k] <= _INPUT_AXIS_DEG[1]]
+        caps = find_lids(v_coarse, faces, directions=[axes[k] for k in extra],
+                         labels=[f"{'xyz'[k]} axis of the input" for k in extra])
         usable = np.ones(len(v_coarse), dtype=bool)
         for c in caps:
             close = np.flatnonzero(c.distance(v_coarse) <= 3.0)
