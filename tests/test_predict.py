@@ -62,6 +62,12 @@ def test_bad_input_is_named(tmp_path, capsys):
 @pytest.mark.skipif(not default_model_path().is_file(), reason="no bundled model in this checkout")
 def test_default_model_predicts_after_install(tmp_path):
     rec = predict(samples.path("arothron_skull"), tmp_path, PredictSettings())
+    # the default: the head model fitted with the bundled thickness prior; a whole head (the
+    # skull has no mandible: said so)
+    assert rec["method"] == "face-model" and rec["face"]["faces"] > 20000
+    assert rec["method_info"]["dense"] == "prior" and len(rec["method_info"]["prior_heads"]) == 2
+    assert any("no mandible" in line for line in rec["method_info"]["inferred_without_bone"])
+    rec = predict(samples.path("arothron_skull"), tmp_path / "gan", PredictSettings(method="skull2face"))
     assert rec["method"] == "skull2face" and rec["face"]["faces"] > 1000
     assert default_model_path().stat().st_size < 20e6
 

@@ -70,8 +70,10 @@ class PredictSettings:
     pose : PoseSettings
     """
 
-    method: str = option("skull2face", choices=tuple(registry.names()),
-                         help="skull2face (the cGAN) or a classic baseline")
+    method: str = option("face-model", choices=tuple(registry.names()),
+                         help="face-model (the default: a real-face head model fitted to the skull and the "
+                              "measured tissue thickness), skull2face (the cGAN's correction of that fit) or a "
+                              "classic baseline")
     model: str | None = option(None, metavar="FILE", help="model file or run folder (default: the bundled model)")
     data: str | None = option(None, metavar="DIR", help="dataset folder for the mean-face / nearest-skull references")
     size: int = 256
