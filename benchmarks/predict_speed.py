@@ -4,7 +4,7 @@ Targets (issue 10, this 2-core CPU): ``skull2face predict`` on the bundled Aroth
 4 s whole-process with landmark detection under 1 s; ``skull2face --help`` under 0.5 s.
 Each figure is the median of ``--repeats`` runs.
 
-    python benchmarks/predict_speed.py [--method skull2face] [--repeats 3] [--ct]
+    python benchmarks/predict_speed.py [--method face-model] [--repeats 3] [--ct]
 """
 
 import argparse
@@ -37,7 +37,7 @@ def _predict(inp: Path, out: Path, method: str) -> tuple[float, dict]:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--method", default="skull2face")
+    ap.add_argument("--method", default="face-model")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--ct", action="store_true", help="also time a head CT and the CT's skull mesh")
     args = ap.parse_args()

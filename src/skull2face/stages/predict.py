@@ -293,6 +293,7 @@ def _fit_for(meta: ModelMeta, skull, landmarks, skull_map: DepthMap, prior, info
 
     fit_info: dict = {}
     fm = fitted_face(skull, landmarks, skull_map.spec, prior=prior, skull_map=skull_map, info=fit_info)
+    fit_info.pop("_head", None)  # the whole head is the face-model method's output, not this one's
     info["face_model_fit"] = fit_info
     return fm
 

@@ -165,12 +165,15 @@ def superimpose(skull_path: str | os.PathLike, photo_path: str | os.PathLike, ou
     face, face_note = None, "not computed (--no-face)"
     if settings.face:
         t = time.perf_counter()
-        from ..geometry.depthmap import RenderSpec
+        from ..geometry.depthmap import HEAD_MAP_CENTRE, RenderSpec, render
         from ..io.meshes import save_mesh
-        from ..methods.face_model import fit_to_skull
+        from ..statistics.skull_fit import dense_target, fit_to_skull
 
         try:
-            face = fit_to_skull(skull, lms, RenderSpec(frame=frame.matrix))
+            # the face-model fit without a measured prior (the skull + 6 mm as a lower bound):
+            # no model file to read, so the side-by-side stays quick
+            spec = RenderSpec(frame=frame.matrix, centre=HEAD_MAP_CENTRE)
+            face = fit_to_skull(skull, lms, spec, dense_target(render(skull, spec), "map"))
             save_mesh(face, out / "face.ply")
             face_note = "face-model method (ICT-FaceKit head fitted to the skull)"
         except ValueError as exc:  # too few skull landmarks with skin partners for the model
