@@ -34,7 +34,7 @@ def test_extract_headsq_end_to_end(tmp_path):
     r = subprocess.run([sys.executable, "-m", "skull2face", "extract", str(samples.path("headsq")),
                         "--out", str(out)], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    rec = json.loads((out / "extract.json").read_text())
+    rec = json.loads((out / "extract.json").read_text(encoding="utf-8"))
     assert {p.name for p in out.iterdir()} == {"skin.ply", "skull.ply", "extract.json", "extract.png"}
     assert rec["thresholds"] == {"skin": -300.0, "bone": 300.0, "intensity": "hu"}
     assert rec["skin"]["mesh"]["watertight"] is True

@@ -62,10 +62,10 @@ def test_same_seed_gives_identical_manifest(built, tmp_path):
 
 
 def test_report_and_settings(built):
-    rec = json.loads((built / "dataset.json").read_text())
+    rec = json.loads((built / "dataset.json").read_text(encoding="utf-8"))
     assert rec["settings"]["seed"] == 7 and rec["settings"]["test_heads"] == ["headsq"]
     assert (built / "report" / "samples.png").is_file()
-    th = json.loads((built / "report" / "thickness.json").read_text())["sites"]
+    th = json.loads((built / "report" / "thickness.json").read_text(encoding="utf-8"))["sites"]
     assert th["G"]["published_mean_mm"] == 5.5 and th["G"]["n"] == 6
 
 

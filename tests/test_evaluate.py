@@ -325,7 +325,7 @@ def test_real_ct_offset_by_two_millimetres(headsq_run):
 def test_real_ct_outputs(headsq_run):
     folder, r = headsq_run
     out = folder / "out"
-    on_disk = json.loads((out / "evaluate.json").read_text())
+    on_disk = json.loads((out / "evaluate.json").read_text(encoding="utf-8"))
     assert on_disk["truth_to_prediction"]["mean_mm"] == r["truth_to_prediction"]["mean_mm"]
     assert len(on_disk["inputs"]["truth"]["sha256"]) == 64
     assert on_disk["inputs"]["landmarks"]["source"].startswith("detected")

@@ -65,7 +65,7 @@ def test_slicer_bundle_files_scene_and_markups(tmp_path):
         back = trimesh.load(folder / name, process=False)
         assert np.allclose(back.vertices, mesh.vertices, atol=1e-4) and len(back.faces) == len(mesh.faces)
     # markups: schema constraints, LPS, the landmark names and positions, the notes
-    data = json.loads((folder / "skull_landmarks.mrk.json").read_text())
+    data = json.loads((folder / "skull_landmarks.mrk.json").read_text(encoding="utf-8"))
     check_markups(data)
     m = data["markups"][0]
     assert m["type"] == "Fiducial" and m["coordinateSystem"] == "LPS" and m["coordinateUnits"] == "mm"

@@ -22,7 +22,7 @@ def _rotation(axis, degrees):
 def test_bundled_model_is_in_mm_light_and_its_landmarks_are_the_right_anatomy():
     path = data_dir() / "models" / "ict_facekit_head.npz"
     assert path.stat().st_size < 3_000_000
-    assert (path.parent / "LICENSE_MIT.txt").read_text().startswith("MIT License")
+    assert (path.parent / "LICENSE_MIT.txt").read_text(encoding="utf-8").startswith("MIT License")
     m = load_head_model()
     n, k = len(m.neutral), m.modes.shape[0]
     assert m.modes.shape == (k, n, 3) and 30 <= k <= 50

@@ -121,7 +121,7 @@ def test_canonical_round_trip_is_exact(tmp_path):
     meta = {"N": {"source": "given"}, "Pog": {"source": "detected", "note": "curvature peak"}}
     lms = LandmarkSet(points, "LPS", "skull", meta)
     f = write_landmarks(lms, tmp_path / "out" / "skull.json")
-    data = json.loads(f.read_text())
+    data = json.loads(f.read_text(encoding="utf-8"))
     assert data["format"] == "skull2face-landmarks" and data["version"] == 1
     assert data["coordinate_system"] == "LPS" and data["units"] == "mm" and data["surface"] == "skull"
     back = read_landmarks(f)
@@ -142,14 +142,14 @@ def test_canonical_ras_is_converted(tmp_path):
 def test_slicer_markups_written_in_lps_round_trip(tmp_path):
     lms = LandmarkSet({"N": N_LPS, "Zy_L": ZY_L_LPS}, surface="skull")
     f = write_slicer_markups(lms, tmp_path / "skull.mrk.json")
-    node = json.loads(f.read_text())["markups"][0]
+    node = json.loads(f.read_text(encoding="utf-8"))["markups"][0]
     assert node["coordinateSystem"] == "LPS"
     assert [cp["label"] for cp in node["controlPoints"]] == ["N", "Zy_L"]
     assert node["controlPoints"][0]["position"] == N_LPS
     _check_known(read_landmarks(f, surface="skull"))
     # write_landmarks picks Slicer's format from the .mrk.json name
     g = write_landmarks(lms, tmp_path / "again.mrk.json")
-    assert "markups" in json.loads(g.read_text())
+    assert "markups" in json.loads(g.read_text(encoding="utf-8"))
 
 
 def test_ras_landmark_set_is_stored_lps():

@@ -77,8 +77,8 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
     out = capsys.readouterr().out
     for method in ("skull2face", "tissue-depth", "mean-face", "nearest-skull", "envelope", "face-model"):
         assert method in out
-    summary = json.loads((tmp_path / "demo" / "demo.json").read_text())
-    page = (tmp_path / "demo" / "report" / "report.html").read_text()
+    summary = json.loads((tmp_path / "demo" / "demo.json").read_text(encoding="utf-8"))
+    page = (tmp_path / "demo" / "report" / "report.html").read_text(encoding="utf-8")
     assert "investigative lead" in page and "data:image/png;base64," in page
     assert 'id="s2f-viewer"' in page and len(page.encode()) < 15e6  # the 3D view, and the page stays small
     from skull2face.report.html import find_browser

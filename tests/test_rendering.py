@@ -33,9 +33,9 @@ def test_render_writes_maps_specs_landmarks_and_picture(rendered):
     for surface in ("skull", "face"):
         assert {f"{surface}.npz", f"{surface}.json", f"{surface}.png", f"{surface}_landmarks.json"} <= names
     assert {"frame.json", "render.json", "render.png"} <= names
-    rec = json.loads((rendered / "render.json").read_text())
+    rec = json.loads((rendered / "render.json").read_text(encoding="utf-8"))
     assert rec["frame_from"] == "skull"
-    frame = np.array(json.loads((rendered / "frame.json").read_text())["matrix"])
+    frame = np.array(json.loads((rendered / "frame.json").read_text(encoding="utf-8"))["matrix"])
     # one frame for both maps: the skull's
     for surface in ("skull", "face"):
         spec = load_depthmap(rendered / f"{surface}.npz").spec

@@ -38,7 +38,7 @@ def test_a_later_run_replaces_never_mixes(tmp_path):
     _run(out, {"face.ply": "run 1", "face.obj": "run 1", "truth_skin.ply": "run 1"})
     _run(out, {"face.ply": "run 2"})
     assert _siblings(out) == ["face.ply", "predict.json"]
-    assert (out / "face.ply").read_text() == "run 2"
+    assert (out / "face.ply").read_text(encoding="utf-8") == "run 2"
     assert _siblings(tmp_path) == ["o"]  # no lock, no temporary folder left beside it
 
 
@@ -49,7 +49,7 @@ def test_a_failed_run_leaves_the_earlier_run_whole(tmp_path):
         with run_folder(out, "predict") as tmp:
             (tmp / "face.ply").write_text("half of run 2")
             raise RuntimeError("killed half way")
-    assert (out / "face.ply").read_text() == "run 1" and (out / "predict.json").exists()
+    assert (out / "face.ply").read_text(encoding="utf-8") == "run 1" and (out / "predict.json").exists()
     assert _siblings(tmp_path) == ["o"]
 
 
@@ -78,10 +78,10 @@ def test_a_killed_run_leaves_the_earlier_run_and_its_debris_is_cleared(tmp_path)
     finally:
         p.send_signal(signal.SIGKILL)
         p.wait()
-    assert (out / "face.ply").read_text() == "run 1" and _siblings(out) == ["face.ply", "predict.json"]
+    assert (out / "face.ply").read_text(encoding="utf-8") == "run 1" and _siblings(out) == ["face.ply", "predict.json"]
     assert any(n.startswith(".o.part-") for n in _siblings(tmp_path))  # SIGKILL skips all cleanup ...
     _run(out, {"face.ply": "run 4"})  # ... the next claim clears it (no live run holds the lock)
-    assert _siblings(tmp_path) == ["o"] and (out / "face.ply").read_text() == "run 4"
+    assert _siblings(tmp_path) == ["o"] and (out / "face.ply").read_text(encoding="utf-8") == "run 4"
 
 
 def test_a_folder_of_other_files_is_refused_not_deleted(tmp_path):
@@ -137,7 +137,7 @@ def test_stages_claim_their_folder(tmp_path):
     """Every stage that writes an --out folder (or file) goes through run_folder / out_file."""
     stages = Path(SRC) / "skull2face" / "stages"
     for name in ("predict", "extract", "render", "evaluate", "report", "dataset", "train", "demo", "landmarks"):
-        text = (stages / f"{name}.py").read_text()
+        text = (stages / f"{name}.py").read_text(encoding="utf-8")
         assert "run_folder(" in text or "out_file(" in text, name
         assert "mkdir(" not in text, name
 
@@ -160,7 +160,7 @@ def test_two_processes_never_mix(tmp_path):
              for tag in ("a", "b", "c")]
     outs = [p.communicate(timeout=60)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs)
-    tags = {(out / n).read_text() for n in ("face.ply", "face.obj", "predict.json")}
+    tags = {(out / n).read_text(encoding="utf-8") for n in ("face.ply", "face.obj", "predict.json")}
     assert len(tags) == 1
     tag = tags.pop()
     assert _siblings(out) == sorted(["face.ply", "face.obj", "predict.json", f"only_{tag}"])
@@ -184,7 +184,7 @@ def test_extract_twice_into_one_folder_keeps_only_the_second_run(tmp_path):
     assert _siblings(out) == ["extract.json", "skin.ply", "skull.ply"]
     extract(ct, out, ExtractSettings(surfaces=SurfaceSettings(skin_only=True), picture=False))
     assert _siblings(out) == ["extract.json", "skin.ply"]
-    assert json.loads((out / "extract.json").read_text())["outputs"] == {"skin": "skin.ply"}
+    assert json.loads((out / "extract.json").read_text(encoding="utf-8"))["outputs"] == {"skin": "skin.ply"}
     assert _siblings(tmp_path) == ["ct.nii.gz", "o"]
 
 

@@ -207,7 +207,7 @@ def test_own_skull_recovers_the_camera_and_is_consistent(heads, tmp_path, capsys
     out = tmp_path / "own"
     assert _run(heads, "headsq", "headsq", out) == 0
     printed = capsys.readouterr().out
-    rec = json.loads((out / "superimpose.json").read_text())
+    rec = json.loads((out / "superimpose.json").read_text(encoding="utf-8"))
     cam = Camera.from_json(rec["camera"])
     truth = heads["headsq"]["camera"]
     # Rotation within 8 degrees: the soft-tissue points are the skull's landmarks + mean

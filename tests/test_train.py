@@ -214,7 +214,7 @@ def test_reader_errors(dataset, tmp_path):
     (bad / "manifest.json").write_text("{not json")
     with pytest.raises(InputError, match="manifest.json"):
         load_manifest(bad)
-    manifest = json.loads((dataset / "manifest.json").read_text())
+    manifest = json.loads((dataset / "manifest.json").read_text(encoding="utf-8"))
     broken = make_dataset(tmp_path / "broken", seed=1)
     bad_kind = json.loads(json.dumps(manifest))
     bad_kind["samples"][0]["kind"] = "pair"
@@ -228,7 +228,7 @@ def test_reader_errors(dataset, tmp_path):
         load_manifest(broken)
     (broken / "manifest.json").write_text(json.dumps(manifest))
     spec_path = broken / "maps" / "v0-face_face.json"
-    spec = json.loads(spec_path.read_text())
+    spec = json.loads(spec_path.read_text(encoding="utf-8"))
     spec_path.write_text(json.dumps({**spec, "centre": [0.0, 0.0]}))
     with pytest.raises(InputError, match="v0-face_face.npz.*centre"):
         load_arrays(broken)
@@ -311,7 +311,7 @@ def test_train_outputs(unbroken):
     for name in ("metrics.jsonl", "loss.png", "train.json", "last.pt", "best.pt"):
         assert (out / name).is_file(), name
     assert summary["completed"] and summary["epochs_done"] == 4
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2, 3, 4] and [r["res"] for r in rows] == [8, 16, 16, 32]
     # Each new level fades in over its whole stage: alpha 0.5 after the first of two 16x16 epochs.
     assert [r["alpha"] for r in rows] == [1.0, 0.5, 1.0, 1.0]
@@ -319,7 +319,7 @@ def test_train_outputs(unbroken):
         assert np.isfinite([r["val_mae_mm"], r["val_rmse_mm"], r["baseline_mae_mm"], r["l1"], r["la_mm"]]).all()
         assert 0 <= r["val_within_2_5mm"] <= 1 and r["val_rmse_mm"] >= r["val_mae_mm"]
         assert list(r["val_per_sample_mae_mm"]) == ["hT-real"]
-    info = json.loads((out / "train.json").read_text())
+    info = json.loads((out / "train.json").read_text(encoding="utf-8"))
     assert info["settings"]["lambda1"] == 100.0 and info["stages"] == [[8, 1], [16, 2], [32, 1]]
     assert info["settings"]["residual"] is True and info["settings"]["thickness_range_mm"] == 60.0
     assert info["data"]["val_ids"] == ["hT-real"]
@@ -341,7 +341,7 @@ def test_resume_is_exact(dataset, unbroken, tmp_path):
     assert first["epochs_done"] == 2 and not first["completed"] and first["last"]["alpha"] == 0.5
     mid = _state(tmp_path / "last.pt")["G"]
     assert not all(torch.equal(mid[key], v) for key, v in _state(out_ref / "last.pt")["G"].items())
-    assert len((tmp_path / "metrics.jsonl").read_text().splitlines()) == 2
+    assert len((tmp_path / "metrics.jsonl").read_text(encoding="utf-8").splitlines()) == 2
     # A line from an epoch that was trained but never checkpointed is dropped on resume.
     with open(tmp_path / "metrics.jsonl", "a") as f:
         f.write(json.dumps({"epoch": 3, "res": 16}) + "\n")
@@ -354,11 +354,11 @@ def test_resume_is_exact(dataset, unbroken, tmp_path):
     ref, got = _state(out_ref / "last.pt"), _state(tmp_path / "last.pt")
     for key in ("G", "D", "DF", "opt_G", "opt_D"):
         _assert_same_tensors(ref[key], got[key], key)
-    rows_ref = [json.loads(line) for line in (out_ref / "metrics.jsonl").read_text().splitlines()]
-    rows_got = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    rows_ref = [json.loads(line) for line in (out_ref / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
+    rows_got = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [r["epoch"] for r in rows_got] == [1, 2, 3, 4]
     assert [r["val_mae_mm"] for r in rows_got] == [r["val_mae_mm"] for r in rows_ref]
-    assert json.loads((tmp_path / "train.json").read_text())["resumed_at_epochs"] == [2]
+    assert json.loads((tmp_path / "train.json").read_text(encoding="utf-8"))["resumed_at_epochs"] == [2]
 
 
 def test_export_and_load(unbroken, tmp_path):
@@ -526,7 +526,7 @@ def test_unstaged_without_face_discriminator(dataset, tmp_path):
     s = tiny(schedule="8:1,16:1,32:1", staged=False, use_face_discriminator=False, gan_mode="vanilla",
              residual=False)
     summary = train(dataset, tmp_path, s)
-    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [r["res"] for r in rows] == [32, 32, 32] and all(r["d_face"] == 0 for r in rows)
     assert all(np.isfinite(r["val_mae_mm"]) for r in rows)
     ck = _state(tmp_path / "last.pt")
@@ -545,11 +545,11 @@ def test_torchrun_two_processes(dataset, tmp_path):
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert sorted(p.name for p in out.iterdir()) == ["best.pt", "last.pt", "loss.png", "metrics.jsonl", "train.json"]
-    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text(encoding="utf-8").splitlines()]
     assert [r["epoch"] for r in rows] == [1, 2]
     ck = _state(out / "last.pt")
     assert ck["world_size"] == 2 and ck["epoch"] == 2
-    assert json.loads((out / "train.json").read_text())["world_size"] == 2
+    assert json.loads((out / "train.json").read_text(encoding="utf-8"))["world_size"] == 2
 
 
 def test_fit_base_generator_starts_at_the_fit_and_trains(dataset, tmp_path):
@@ -582,7 +582,7 @@ def test_fit_base_generator_starts_at_the_fit_and_trains(dataset, tmp_path):
     assert meta2.base == "fit" and g2.in_ch == 3 and "fitted face" in meta2.input
     # a dataset without fitted faces
     plain = make_dataset(tmp_path / "plain")
-    man = json.loads((plain / "manifest.json").read_text())
+    man = json.loads((plain / "manifest.json").read_text(encoding="utf-8"))
     for s in man["samples"]:
         s["files"].pop("fit", None)
     (plain / "manifest.json").write_text(json.dumps(man))

@@ -88,7 +88,7 @@ def james_face() -> FaceSource:
     (at -x) is the subject's right eye.
     """
     path = samples.path("james_landmarks")
-    data = json.loads(path.read_text())
+    data = json.loads(path.read_text(encoding="utf-8"))
     group = data["groups"]["LJSON"]
     pts = np.asarray(group["landmarks"]["points"], dtype=np.float64)
     masks = {lab["label"]: lab["mask"] for lab in group["labels"]}
@@ -144,7 +144,7 @@ def leeperrysmith_face() -> FaceSource:
 def _sfm_ibug_map() -> dict[int, int]:
     """iBUG point number (1-based) -> SFM vertex id, from eos' ibug_to_sfm.txt."""
     out = {}
-    for line in samples.path("sfm_ibug").read_text().splitlines():
+    for line in samples.path("sfm_ibug").read_text(encoding="utf-8").splitlines():
         m = re.match(r"\s*(\d+)\s*=\s*(\d+)", line)
         if m:
             out[int(m.group(1))] = int(m.group(2))

@@ -140,7 +140,7 @@ def _demo(out: Path, settings: DemoSettings) -> dict:
         log.warning("no Chromium on PATH: report.pdf not written (the HTML report is)")
     timings["total_s"] = time.perf_counter() - t0
     summary = {"table": table, "rows": rows, "report": str(report), "pdf": pdf, "timings": {k: round(v, 1) for k, v in timings.items()}}
-    (out / "demo.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (out / "demo.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return summary
 
 
