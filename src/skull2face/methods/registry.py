@@ -54,6 +54,9 @@ class Method:
     needs_references : bool
         Uses reference maps of training heads (a dataset folder, or those stored in a model
         bundle).
+    uses_prior : bool
+        Uses the measured thickness prior when there is one (a dataset's ``prior.npz``, or the
+        one stored in a model bundle), and works without it.
     """
 
     name: str
@@ -62,6 +65,7 @@ class Method:
     run: Callable[[dict, dict], DepthMap] = field(repr=False)
     needs_model: bool = False
     needs_references: bool = False
+    uses_prior: bool = False
 
 
 def _target_spec(inputs: dict) -> RenderSpec:
@@ -130,7 +134,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            ("skull_mesh",), _run_envelope),
     Method("face-model", "the ICT-FaceKit head model fitted to the skull's landmark targets and the thickness "
                          "prior measured on real heads (or the skull + 6 mm as a lower bound)",
-           ("skull_mesh", "skull_landmarks"), _run_face_model),
+           ("skull_mesh", "skull_landmarks"), _run_face_model, uses_prior=True),
 )}
 """Every method by name, in display order."""
 

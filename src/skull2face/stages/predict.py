@@ -351,7 +351,7 @@ def _predict(input_path, out: Path, settings: PredictSettings, method, landmarks
     g, meta, refs = (None, {}, None)
     if method.needs_model or (method.needs_references and not settings.data):
         g, meta, refs = load_model(settings)  # before the slow steps: a bad --model fails at once
-    elif settings.method == "face-model" and not settings.data and (settings.model or default_model_path().exists()):
+    elif method.uses_prior and not settings.data and (settings.model or default_model_path().exists()):
         _, _, refs = load_model(settings)  # only its thickness prior
     prior = prior_for(settings, refs)
     timings["model_s"] = time.perf_counter() - t0

@@ -14,8 +14,9 @@ own axes (+x the subject's left, +y up, +z out of the face: the head frame's axe
     published SD.
 `fit_head_model`
     The rigid pose (no scale: the modes carry size) and the coefficients that bring the
-    model's landmarks to those targets and its face onto a surface (the 6 mm envelope of the
-    skull) without entering it, by alternating Procrustes and a ridge-regularised linear solve.
+    model's landmarks to those targets and its face onto a dense target surface (`MapSurface`:
+    a frontal height map, two-sided or a lower bound; `MeshSurface`: a mesh, a lower bound),
+    pose and coefficients solved together by Gauss-Newton steps with a ridge prior.
 
 Coordinates are those of the skull given (input coordinates), mm. numpy, scipy and libigl only.
 """
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 from ..anatomy.landmark_set import points_of
 from ..anatomy.names import BONE_TO_SKIN
@@ -69,7 +71,7 @@ term (a frontal map cannot pair them; 0: any vertex facing forward at all)."""
 PRIOR_WEIGHT = 1.0
 """Weight of ``|w|^2``: the Gaussian prior of the modes (each ~1 SD), residuals in SD units."""
 ITERATIONS = 12
-"""Alternations of (a) pose and (b) coefficients."""
+"""Gauss-Newton steps (each re-pairs the dense term and solves pose and coefficients together)."""
 
 
 @dataclass(frozen=True)
@@ -349,8 +351,6 @@ def fit_head_model(model: HeadModel, targets: Mapping[str, tuple[Any, float]], s
         b = np.concatenate(rhs)
         sol = np.linalg.solve(a.T @ a + np.diag(reg), a.T @ b)
         w, omega, dt = sol[:K], sol[K:K + 3], sol[K + 3:]
-        from scipy.spatial.transform import Rotation
-
         rd = Rotation.from_rotvec(omega).as_matrix()
         new = np.eye(4)
         new[:3, :3] = rd @ r

@@ -37,7 +37,8 @@ ENVELOPE_RADIUS_MM = 6.0
 DENSE_CHOICES = ("prior", "map", "none")
 
 
-def dense_target(skull_map: DepthMap, dense: str = "prior", prior: ThicknessPrior | None = None) -> MapSurface | None:
+def dense_target(skull_map: DepthMap, dense: str = "prior", prior: ThicknessPrior | None = None,
+                 bone: np.ndarray | None = None) -> MapSurface | None:
     """The fit's dense target surface over the bone's frontal silhouette.
 
     Parameters
@@ -49,6 +50,8 @@ def dense_target(skull_map: DepthMap, dense: str = "prior", prior: ThicknessPrio
         when no prior is given); ``map``: filled skull + `ENVELOPE_RADIUS_MM`, a lower bound;
         ``none``: no dense term.
     prior : ThicknessPrior, optional
+    bone : numpy.ndarray, shape (H, W), bool, optional
+        `over_bone` of the skull map, when the caller has it already.
 
     Returns
     -------
@@ -60,7 +63,9 @@ def dense_target(skull_map: DepthMap, dense: str = "prior", prior: ThicknessPrio
         return None
     spec = skull_map.spec
     base = base_height(skull_map.height, spec.mm_per_px).astype(np.float64)
-    base[~over_bone(skull_map.height, spec.mm_per_px)] = np.nan  # beyond the bone the base is an extension
+    if bone is None:
+        bone = over_bone(skull_map.height, spec.mm_per_px)
+    base[~bone] = np.nan  # beyond the bone the base is an extension
     if dense == "prior" and prior is not None:
         mean, sd, _ = prior.sample(spec)
         return MapSurface(base + mean, sd, spec, two_sided=True)
@@ -133,7 +138,8 @@ FACE_BANDS = (("forehead", 10.0, 80.0), ("orbits and nose", -50.0, 10.0), ("mout
 MANDIBLE = ("Pog", "Gn", "Me", "Go_L", "Go_R")
 
 
-def inferred_without_bone(skull_map: DepthMap, face_map: DepthMap, skull_landmarks: Any) -> list[str]:
+def inferred_without_bone(skull_map: DepthMap, face_map: DepthMap, skull_landmarks: Any,
+                          bone: np.ndarray | None = None) -> list[str]:
     """Which parts of a fitted head have no bone under them, in words for the user.
 
     Parameters
@@ -141,6 +147,8 @@ def inferred_without_bone(skull_map: DepthMap, face_map: DepthMap, skull_landmar
     skull_map, face_map : DepthMap
         Frontal maps of the skull and the fitted head (one spec).
     skull_landmarks : mapping or LandmarkSet
+    bone : numpy.ndarray, shape (H, W), bool, optional
+        `over_bone` of the skull map, when the caller has it already.
 
     Returns
     -------
@@ -156,10 +164,11 @@ def inferred_without_bone(skull_map: DepthMap, face_map: DepthMap, skull_landmar
     if not any(k in pts and np.all(np.isfinite(pts[k])) for k in MANDIBLE):
         out.append("no mandible found: chin, jaw line and lower lip come from the head model and the landmarks "
                    "above them, not from bone")
-    bone = over_bone(skull_map.height, skull_map.spec.mm_per_px) if skull_map.mask.any() else skull_map.mask
-    _, y = skull_map.spec.xy_grid()
+    if bone is None:
+        bone = over_bone(skull_map.height, skull_map.spec.mm_per_px) if skull_map.mask.any() else skull_map.mask
+    x, y = skull_map.spec.xy_grid()
     for name, lo, hi in FACE_BANDS:
-        band = face_map.mask & (y >= lo) & (y < hi) & (np.abs(skull_map.spec.xy_grid()[0]) < 50.0)
+        band = face_map.mask & (y >= lo) & (y < hi) & (np.abs(x) < 50.0)
         if band.sum() == 0:
             continue
         off = 1.0 - float(np.mean(bone[band]))
@@ -196,19 +205,19 @@ def fitted_face(skull_mesh: trimesh.Trimesh, skull_landmarks: Any, spec: RenderS
     """
     record = {} if info is None else info
     t0 = time.perf_counter()
+    if skull_map is None:
+        skull_map = render(skull_mesh, spec)
+    # the bone's frontal silhouette: the dense target's extent and the "no bone under it" report
+    bone = over_bone(skull_map.height, spec.mm_per_px) if skull_map.mask.any() else skull_map.mask
     if surface is None:
-        if skull_map is None:
-            skull_map = render(skull_mesh, spec)
-        surface = dense_target(skull_map, dense, prior)
+        surface = dense_target(skull_map, dense, prior, bone)
         record["dense"] = "none" if surface is None else ("prior" if surface.two_sided else "map")
         record["prior_heads"] = list(prior.heads) if (prior is not None and record["dense"] == "prior") else None
     t1 = time.perf_counter()
     head = fit_to_skull(skull_mesh, skull_landmarks, spec, surface, n_modes=n_modes, info=record)
     t2 = time.perf_counter()
     face = render(head, spec)
-    if skull_map is None:
-        skull_map = render(skull_mesh, spec)
-    record["inferred_without_bone"] = inferred_without_bone(skull_map, face, skull_landmarks)
+    record["inferred_without_bone"] = inferred_without_bone(skull_map, face, skull_landmarks, bone)
     record["_head"] = head  # the whole fitted head (not JSON: the caller pops it)
     record["time_s"] = {"dense_target": round(t1 - t0, 3), "fit": round(t2 - t1, 3),
                         "render": round(time.perf_counter() - t2, 3)}

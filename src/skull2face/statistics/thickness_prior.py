@@ -233,10 +233,9 @@ def build_prior(heads: Sequence[tuple[str, np.ndarray, np.ndarray, Any]], spec: 
     ----------
     heads : sequence of (str, numpy.ndarray, numpy.ndarray, mapping or LandmarkSet)
         ``(name, skull height, face height, skull landmarks in the HEAD FRAME)``: each head's
-        frontal maps on the grid of ``spec`` (mm, NaN off the surface). May be empty: the
-        prior is then the table alone (at mean landmark positions of the heads given... none:
-        the landmarks must come from at least one head; with no head at all, a constant prior
-        of the table's median thickness is returned).
+        frontal maps on the grid of ``spec`` (mm, NaN off the surface). The table's values are
+        placed at the heads' mean landmark positions; with no head at all the prior is a
+        constant 6 mm (the envelope's thickness) with an SD of 3 mm.
     spec : RenderSpec
         The maps' grid (size, mm_per_px, centre).
     table : str
