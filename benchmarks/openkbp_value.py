@@ -33,15 +33,16 @@ import multiprocessing as mp
 import numpy as np
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "ct"
+"""``../shared/data/ct`` beside the repository (``--shared`` for another place)."""
 GRID = {"size": 256, "mm_per_px": 1.0}
 
 
-def clean_heads() -> dict[str, str]:
+def clean_heads(shared: Path) -> dict[str, str]:
     """The clean real CT heads: the two bundled ones, and the GE clinical series when readable."""
     from skull2face import samples
 
     heads = {"headsq": str(samples.path("headsq")), "cranium_ct0051": str(samples.path("cranium"))}
-    ge = SHARED / "ge_hispeed_tilted_dicom"
+    ge = shared / "ge_hispeed_tilted_dicom"
     if ge.is_dir():
         heads["ge_hispeed"] = str(ge)
     return heads
@@ -101,6 +102,7 @@ def main():
     ap.add_argument("--upper", action="store_true", help="OpenKBP heads count above nasospinale only")
     ap.add_argument("--kbp", type=int, default=0, help="use only the first N OpenKBP heads (0: all)")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--shared", type=Path, default=SHARED, help="the shared data's ct/ folder")
     args = ap.parse_args()
     logging.basicConfig(level=logging.WARNING)
     from skull2face.geometry.depthmap import HEAD_MAP_CENTRE, RenderSpec
@@ -112,8 +114,8 @@ def main():
     out = Path(args.out)
     cache = out / "cache"
     cache.mkdir(parents=True, exist_ok=True)
-    clean = clean_heads()
-    kbp = {p.name.split(".")[0]: str(p) for p in sorted((SHARED / "openkbp_rt").glob("pt_*.nii.gz"))}
+    clean = clean_heads(args.shared)
+    kbp = {p.name.split(".")[0]: str(p) for p in sorted((args.shared / "openkbp_rt").glob("pt_*.nii.gz"))}
     if args.kbp:
         kbp = dict(list(kbp.items())[:args.kbp])
     todo = [(n, p, str(cache)) for n, p in {**clean, **kbp}.items()]
