@@ -57,7 +57,7 @@ _TILT_TOLERANCE_PIXELS = 0.05
 _DUPLICATE_MM = 0.01
 # Largest output slice step (mm). Measured on headsq written as 18-degree tilted slices with
 # the GE series' gaps (tests/test_dicom_clinical.py): stepping by the 4 mm slice spacing itself
-# gave skin / skull surfaces 0.41 / 0.95 mm (mean) from the untilted volume's, 1 mm steps
+# put skin / skull surfaces 0.41 / 0.95 mm (mean) from the untilted volume's, 1 mm steps
 # 0.34 / 0.81 mm.
 _MAX_STEP_MM = 1.0
 
