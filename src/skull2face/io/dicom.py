@@ -274,7 +274,15 @@ def _read_slice(f: str) -> sitk.Image:
         raise InputError(f, f"DICOM slice is truncated or corrupt: {_first_line(exc)}") from None
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise InputError(f, "expected a grey-value DICOM slice, got a multi-component (colour) image")
+    if image.GetDimension() == 3 and image.GetSize()[2] != 1:
+        raise InputError(f, f"DICOM file holds {image.GetSize()[2]} frames; expected one slice per file")
     return image
+
+
+def _pixels(image: sitk.Image) -> np.ndarray:
+    """``(rows, cols)`` float32 pixels of one slice (2D, or 3D with one plane)."""
+    a = sitk.GetArrayFromImage(image).astype(np.float32)
+    return a.reshape(a.shape[-2:])
 
 
 def _runs_text(runs: list[tuple[int, int, float]]) -> str:
@@ -286,7 +294,7 @@ def _read_resampled(folder: Path, geo: dict, info: dict) -> Volume:
     row, col, normal, w = geo["row"], geo["col"], geo["normal"], geo["w"]
     frame = np.column_stack([row, col, normal])  # columns: the output's index axes in LPS
     images = [_read_slice(f) for f in geo["files"]]
-    arrays = [sitk.GetArrayFromImage(im)[0].astype(np.float32) for im in images]  # (rows, cols)
+    arrays = [_pixels(im) for im in images]  # (rows, cols)
     integer = all(np.issubdtype(sitk.GetArrayViewFromImage(im).dtype, np.integer) for im in images)
     # each slice's first pixel and far corner in the (row, col) plane, mm from the first slice's
     uv0 = (geo["positions"] - geo["positions"][0]) @ frame[:, :2]
