@@ -295,8 +295,10 @@ def _read_resampled(folder: Path, geo: dict, info: dict) -> Volume:
     frame = np.column_stack([row, col, normal])  # columns: the output's index axes in LPS
     images = [_read_slice(f) for f in geo["files"]]
     arrays = [_pixels(im) for im in images]  # (rows, cols)
-    integer = all(np.issubdtype(sitk.GetArrayViewFromImage(im).dtype, np.integer) for im in images)
-    # each slice's first pixel and far corner in the (row, col) plane, mm from the first slice's
+    # int16 out when the slices are integers that fit it (CT in HU), float32 otherwise
+    integer = (all(np.issubdtype(sitk.GetArrayViewFromImage(im).dtype, np.integer) for im in images)
+               and min(a.min() for a in arrays) >= -32768 and max(a.max() for a in arrays) <= 32767)
+    # each slice's first pixel in the (row, col) plane, mm from the first slice's
     uv0 = (geo["positions"] - geo["positions"][0]) @ frame[:, :2]
     spacings = np.array([im.GetSpacing()[:2] for im in images])
     sizes = np.array([im.GetSize()[:2] for im in images])
@@ -324,9 +326,7 @@ def _read_resampled(folder: Path, geo: dict, info: dict) -> Volume:
         i = int(np.clip(np.searchsorted(w, z, side="right") - 1, 0, len(w) - 2))
         t = float(np.clip((z - w[i]) / (w[i + 1] - w[i]), 0.0, 1.0))
         plane = planes[i] if t < 1e-6 else planes[i + 1] if t > 1 - 1e-6 else (1 - t) * planes[i] + t * planes[i + 1]
-        voxels[:, :, k] = np.clip(np.rint(plane), -32768, 32767) if integer else plane
-    if integer and (voxels.min() < -32768 or voxels.max() > 32767):  # pragma: no cover - CT fits int16
-        voxels = voxels.astype(np.float32)
+        voxels[:, :, k] = np.rint(plane) if integer else plane
     spacing = np.array([step[0], step[1], dz])
     origin = geo["positions"][0] + frame[:, :2] @ start
     what = []
