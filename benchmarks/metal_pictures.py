@@ -27,7 +27,7 @@ def masks(vol):
     """(skin, bone) masks without and with the repair, and the Metal found, as extraction makes them."""
     skin0, _ = skin_mask(vol, -300.0)
     bone0, _ = bone_mask(vol, 300.0, skin0)
-    found = metal.find_metal(vol.voxels, vol.spacing, vol.direction, skin0)
+    found = metal.find_metal(vol.voxels, vol.spacing, vol.direction, skin0, 300.0)
     if found is None:
         return skin0, bone0, skin0, bone0, None
     skin1, _, _ = metal.repair_skin(skin0, found, vol.spacing)

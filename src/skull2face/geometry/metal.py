@@ -42,10 +42,18 @@ from scipy import ndimage
 # voxels, where partial volume would pull enamel far below it). Many scanners store CT numbers
 # in 12 bits and clip at 3071 HU, so a metal threshold must lie below that clip.
 METAL_HU = 2500.0
-# In-plane radius (mm) around the metal within which repairs happen: the lips, chin and tongue
-# in front of and behind the teeth; the streaks that reach further are weak on the real heads
-# looked at (OpenKBP pt_100, pt_132, pt_114, pt_24; pictures from benchmarks/metal_pictures.py).
+# In-plane radius (mm) around the metal within which repairs happen: the lips, chin, teeth and
+# tongue. Streaks cross the whole slice but fade; on the OpenKBP heads with metal the bright
+# debris reaches about 50 mm from the fillings (pictures from benchmarks/metal_pictures.py), and
+# widening the zone from 60 to 100 mm would drop at most 5 more voxels outside the envelope on
+# pt_100, pt_132, pt_114, pt_24 and pt_20 (measured), some of them real bone (the atlas).
 ZONE_MM = 60.0
+# In-plane radius (mm) around the metal within which thin spokes are dropped even inside the
+# envelope's margin (see `_debris`): the teeth and the streaks' roots. Further out, real thin bone
+# (a ramus or the skull base one voxel thick on a 5 mm grid) looks the same as a spoke: measured on
+# OpenKBP pt_114, the spoke rule over the whole zone dropped 213 voxels, most of them real rami and
+# skull base.
+SPOKE_MM = 20.0
 # Margin (mm) around the clean slices' bone outline within which slab bone is kept: covers the
 # slant of the jaws, palate and teeth between the reference slices and the slab. Measured: the
 # smallest margin that drops no bone of the bundled headsq, whose teeth exceed 2500 HU but throw
@@ -59,7 +67,7 @@ REFERENCE_MM = 5.0
 # OpenKBP heads with dental metal have 460 (pt_20) to 13,000 mm^3 (pt_132).
 STREAK_MIN_MM3 = 200.0
 # Radius (mm, at least one voxel) of the in-plane disc that closes notches and opens spikes.
-SKIN_MM = 4.0
+SKIN_MM = 6.0
 
 
 @dataclass
@@ -76,6 +84,8 @@ class Metal:
         Runs of slices ``[start, stop)`` along ``axis`` that hold metal (widened by one slice).
     zone : np.ndarray
         ``(nx, ny, nz)`` bool: slab voxels within ``ZONE_MM`` of the metal in the slice plane.
+    near : np.ndarray
+        ``(nx, ny, nz)`` bool: slab voxels within ``SPOKE_MM`` of the metal in the slice plane.
     streaked : list of bool
         Per slab: bright streaks put at least ``STREAK_MIN_MM3`` of voxels above the bone
         threshold outside the clean slices' bone envelope there (the evidence that the dense voxels are metal that throws streaks,
@@ -90,6 +100,7 @@ class Metal:
     axis: int
     slabs: list[tuple[int, int]]
     zone: np.ndarray
+    near: np.ndarray
     streaked: list[bool]
     skipped: list[str]
     voxel_mm3: float
@@ -114,10 +125,17 @@ def _along(axis: int, k0: int, k1: int) -> tuple[slice, ...]:
     return tuple(sl)
 
 
-def _debris(bone: np.ndarray, metal_mask: np.ndarray, zone: np.ndarray, axis: int, slab: tuple[int, int],
-            spacing: np.ndarray) -> np.ndarray | None:
-    """Bone of one slab's zone outside the envelope of the clean slices below and above it
-    (not metal itself), as a mask of the slab; None when a side has no clean slice."""
+def _debris(bone: np.ndarray, metal: "Metal", slab: tuple[int, int], spacing: np.ndarray,
+            thin: bool = True) -> np.ndarray | None:
+    """Streak debris of one slab, as a mask of the slab's slices; None when a side of the slab
+    has no clean slice to compare with.
+
+    Debris is bone of the zone (not metal itself) outside the envelope of the clean slices'
+    bone; with ``thin``, also bone near the metal (``SPOKE_MM``) in the envelope's margin (beyond
+    the clean slices' bone itself) that an in-plane opening with the 3x3 cross removes: spokes
+    one or two voxels wide.
+    """
+    axis = metal.axis
     k0, k1 = slab
     n = bone.shape[axis]
     plane = [a for a in range(3) if a != axis]
@@ -129,7 +147,12 @@ def _debris(bone: np.ndarray, metal_mask: np.ndarray, zone: np.ndarray, axis: in
     footprint = np.logical_or.reduce([bone[_along(axis, r0, r1)].any(axis=axis) for r0, r1 in refs])
     envelope = np.expand_dims(ndimage.binary_dilation(footprint, structure=disc), axis)
     sl = _along(axis, k0, k1)
-    return bone[sl] & zone[sl] & ~envelope & ~metal_mask[sl]
+    outside = ~envelope
+    if thin:
+        cross = np.expand_dims(ndimage.generate_binary_structure(2, 1), axis)
+        spokes = bone[sl] & ~ndimage.binary_opening(bone[sl], structure=cross)
+        outside = outside | (spokes & metal.near[sl] & ~np.expand_dims(footprint, axis))
+    return bone[sl] & metal.zone[sl] & outside & ~metal.mask[sl]
 
 
 def find_metal(voxels: np.ndarray, spacing, direction, inside: np.ndarray, bone_threshold: float,
@@ -172,20 +195,23 @@ def find_metal(voxels: np.ndarray, spacing, direction, inside: np.ndarray, bone_
     # in-plane distance to the metal of the whole slab (its projection along the axis)
     plane = [a for a in range(3) if a != axis]
     zone = np.zeros(voxels.shape, dtype=bool)
+    near = np.zeros(voxels.shape, dtype=bool)
     for k0, k1 in slabs:
         sl = _along(axis, k0, k1)
         dist = ndimage.distance_transform_edt(~mask[sl].any(axis=axis), sampling=spacing[plane])
         zone[sl] = np.expand_dims(dist <= ZONE_MM, axis)
+        near[sl] = np.expand_dims(dist <= SPOKE_MM, axis)
     zone &= inside
+    near &= inside
+    found = Metal(mask=mask, axis=axis, slabs=slabs, zone=zone, near=near, streaked=[], skipped=[],
+                  voxel_mm3=float(np.prod(spacing)))
     bone = (voxels > bone_threshold) & inside
-    streaked, skipped = [], []
     for slab in slabs:
-        d = _debris(bone, mask, zone, axis, slab, spacing)
+        d = _debris(bone, found, slab, spacing, thin=False)
         if d is None:
-            skipped.append(f"slices {slab[0]}-{slab[1] - 1}: no clean slice on both sides (volume's end)")
-        streaked.append(d is not None and float(d.sum()) * float(np.prod(spacing)) >= STREAK_MIN_MM3)
-    return Metal(mask=mask, axis=axis, slabs=slabs, zone=zone, streaked=streaked, skipped=skipped,
-                 voxel_mm3=float(np.prod(spacing)))
+            found.skipped.append(f"slices {slab[0]}-{slab[1] - 1}: no clean slice on both sides (volume's end)")
+        found.streaked.append(d is not None and float(d.sum()) * found.voxel_mm3 >= STREAK_MIN_MM3)
+    return found
 
 
 def drop_streak_bone(bone: np.ndarray, metal: Metal, spacing) -> tuple[np.ndarray, int]:
@@ -211,7 +237,7 @@ def drop_streak_bone(bone: np.ndarray, metal: Metal, spacing) -> tuple[np.ndarra
     spacing = np.asarray(spacing, dtype=np.float64)
     kept = bone.copy()
     for slab, streaked in zip(metal.slabs, metal.streaked):
-        d = _debris(bone, metal.mask, metal.zone, metal.axis, slab, spacing) if streaked else None
+        d = _debris(bone, metal, slab, spacing) if streaked else None
         if d is not None:
             kept[_along(metal.axis, *slab)] &= ~d
     return kept, int(bone.sum() - kept.sum())
@@ -249,7 +275,7 @@ def repair_skin(skin: np.ndarray, metal: Metal, spacing) -> tuple[np.ndarray, in
             continue
         sl = _along(axis, *slab)
         part = np.pad(skin[sl], [(0, 0) if a == axis else (pad, pad) for a in range(3)])
-        smooth = ndimage.binary_opening(ndimage.binary_closing(part, structure=disc), structure=disc)
+        smooth = ndimage.binary_closing(ndimage.binary_opening(part, structure=disc), structure=disc)
         smooth = smooth[tuple(slice(None) if a == axis else slice(pad, -pad) for a in range(3))]
         near = ndimage.binary_dilation(metal.zone[sl], structure=disc)
         repaired[sl] = np.where(near, smooth, skin[sl])
@@ -278,5 +304,5 @@ def record(metal: Metal | None) -> dict:
         "note": ("streak debris found: repaired" if streaked else
                  "dense voxels but no streak debris outside the jaws' envelope (enamel?): nothing changed"),
         "streak_min_mm3": STREAK_MIN_MM3,
-        "settings_mm": {"zone": ZONE_MM, "envelope": ENVELOPE_MM, "reference": REFERENCE_MM, "skin_disc": SKIN_MM},
+        "settings_mm": {"zone": ZONE_MM, "spoke": SPOKE_MM, "envelope": ENVELOPE_MM, "reference": REFERENCE_MM, "skin_disc": SKIN_MM},
     }
