@@ -9,22 +9,28 @@ skin threshold takes the dark ones for air (notches in the lips and chin).
 
 What is done, in words:
 
-1. **Metal**: voxels above ``metal_hu`` (2500 HU) inside the head. The slices that hold metal,
+1. **Metal**: voxels above ``METAL_HU`` (2500 HU) inside the head. The slices that hold metal,
    widened by one slice each way, form *slabs* (runs of consecutive slices along the axis
    nearest to superior); repairs happen only in a slab, and only within ``ZONE_MM`` of the metal
    in the slice plane.
-2. **Bone**: streaks lie in the slab's slices, but the jaws change slowly from slice to slice.
-   So in a slab, bone is kept only inside the *envelope* of the bone in the clean slices just
-   below and above it (their outline projected along the axis, widened by ``ENVELOPE_MM``), or
-   where it is metal itself (a filling belongs to its tooth). The rest is streak debris.
-3. **Skin**: in the slab, each slice of the solid head mask is closed (fills dark-streak
-   notches narrower than ``2 * SKIN_MM``) and then opened (cuts bright-streak spikes as thin),
-   with a disc of radius ``SKIN_MM``.
+2. **Streak evidence and bone**: streaks lie in the slab's slices, but the jaws change slowly
+   from slice to slice. So in a slab, bone is plausible only inside the *envelope* of the bone in
+   the clean slices just below and above it (their outline projected along the axis, widened by
+   ``ENVELOPE_MM``), or where it is metal itself (a filling belongs to its tooth). A slab is
+   *streaked* when at least ``STREAK_MIN_MM3`` of bone-dense voxels lie outside that envelope;
+   only streaked slabs are repaired, so enamel or a filling that throws no streaks changes
+   nothing. In a streaked slab the bone outside the envelope is dropped as debris, and on grids
+   fine enough to tell them from bone (``SPOKE_MAX_VOXEL_MM``), so are thin spokes near the metal
+   (``SPOKE_MM``) beyond the clean slices' bone itself.
+3. **Skin**: in a streaked slab, each slice of the solid head mask near the metal is opened
+   (cuts bright-streak spikes narrower than about ``2 * SKIN_MM``) and then closed (fills
+   dark-streak notches as narrow), with a disc of radius ``SKIN_MM``.
 
-With no voxel above ``metal_hu`` nothing is changed. Dental enamel can come close to the
-threshold on fine grids (measured on the bundled data: cranium_ct0051, 0.96 mm voxels, reaches
-2986 HU on its teeth, which throw no streaks); the envelope step then finds little or nothing
-outside the jaws' envelope, and the record says how much it dropped.
+With no voxel above ``METAL_HU`` nothing is changed. Dental enamel can pass the threshold on
+fine grids (measured on the bundled data: cranium_ct0051's teeth reach 2986 HU at 0.96 mm voxels,
+headsq's 2902 HU, and neither throws streaks): then no slab is streaked and the record says so.
+Left alone: dark streaks that cut holes in the bone, and dents where a dark streak runs along
+the skin rather than across it (wider than the disc).
 
 All functions take and return boolean masks of the volume's shape; nothing here reads files.
 """
@@ -36,11 +42,12 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import ndimage
 
-# Metal threshold (HU). Cortical bone reaches about 1900 HU and tooth enamel 2000-3000 HU
-# (measured on the bundled data: headsq's teeth reach 2902 HU, cranium_ct0051's 2986 HU; the
-# OpenKBP heads with visible streaks hold tens to hundreds of voxels above 2500 HU at 4-5 mm
-# voxels, where partial volume would pull enamel far below it). Many scanners store CT numbers
-# in 12 bits and clip at 3071 HU, so a metal threshold must lie below that clip.
+# Metal threshold (HU). Measured on the bundled heads: bone above the teeth stays below it
+# (cranium_ct0051: 99.9th percentile 1691 HU, maximum 1931; headsq: 2025 and 2154), tooth enamel
+# may pass it (maxima 2986 and 2902 HU, hence the streak test below); the OpenKBP heads with
+# visible streaks hold 17-234 voxels above it at 4-5 mm voxels. Scanners that store CT numbers in
+# 12 bits clip at 3071 HU (the OpenKBP heads top out at 2976-3095), so the threshold must lie
+# below that clip.
 METAL_HU = 2500.0
 # In-plane radius (mm) around the metal within which repairs happen: the lips, chin, teeth and
 # tongue. Streaks cross the whole slice but fade; on the OpenKBP heads with metal the bright
@@ -50,10 +57,13 @@ METAL_HU = 2500.0
 ZONE_MM = 60.0
 # In-plane radius (mm) around the metal within which thin spokes are dropped even inside the
 # envelope's margin (see `_debris`): the teeth and the streaks' roots. Further out, real thin bone
-# (a ramus or the skull base one voxel thick on a 5 mm grid) looks the same as a spoke: measured on
-# OpenKBP pt_114, the spoke rule over the whole zone dropped 213 voxels, most of them real rami and
-# skull base.
+# looks the same as a spoke: measured on OpenKBP pt_114, the spoke rule over the whole zone
+# dropped 213 voxels, most of them real rami and skull base.
 SPOKE_MM = 20.0
+# The spoke rule (an opening with the 3x3 cross: structures under 3 voxels wide) runs only on
+# grids whose in-plane voxels are at most this size (mm): on the 4-5 mm grids of the OpenKBP heads
+# it removes anything under 12-15 mm wide, jaw bone included (seen on pt_24 and pt_114).
+SPOKE_MAX_VOXEL_MM = 2.5
 # Margin (mm) around the clean slices' bone outline within which slab bone is kept: covers the
 # slant of the jaws, palate and teeth between the reference slices and the slab. Measured: the
 # smallest margin that drops no bone of the bundled headsq, whose teeth exceed 2500 HU but throw
@@ -66,7 +76,9 @@ REFERENCE_MM = 5.0
 # the bone filter drops as a speck anyway; its teeth exceed 2500 HU but throw no streaks); the
 # OpenKBP heads with dental metal have 460 (pt_20) to 13,000 mm^3 (pt_132).
 STREAK_MIN_MM3 = 200.0
-# Radius (mm, at least one voxel) of the in-plane disc that closes notches and opens spikes.
+# Radius (mm, at least one voxel) of the in-plane disc that cuts spikes and closes notches.
+# Measured on the streak phantom of tests/test_metal.py (2 mm voxels): 4 mm left a 3.2 mm spike,
+# 6 mm leaves 1.6 mm; larger discs did no better. On 4-5 mm grids it is the 3x3 cross.
 SKIN_MM = 6.0
 
 
@@ -88,8 +100,8 @@ class Metal:
         ``(nx, ny, nz)`` bool: slab voxels within ``SPOKE_MM`` of the metal in the slice plane.
     streaked : list of bool
         Per slab: bright streaks put at least ``STREAK_MIN_MM3`` of voxels above the bone
-        threshold outside the clean slices' bone envelope there (the evidence that the dense voxels are metal that throws streaks,
-        not enamel). Only streaked slabs are repaired.
+        threshold outside the clean slices' bone envelope there (the evidence that the dense
+        voxels are metal that throws streaks, not enamel). Only streaked slabs are repaired.
     skipped : list of str
         Why a slab was not tested (no clean slice on both sides: it touches the volume's end).
     voxel_mm3 : float
@@ -131,9 +143,9 @@ def _debris(bone: np.ndarray, metal: "Metal", slab: tuple[int, int], spacing: np
     has no clean slice to compare with.
 
     Debris is bone of the zone (not metal itself) outside the envelope of the clean slices'
-    bone; with ``thin``, also bone near the metal (``SPOKE_MM``) in the envelope's margin (beyond
-    the clean slices' bone itself) that an in-plane opening with the 3x3 cross removes: spokes
-    one or two voxels wide.
+    bone; with ``thin`` (and voxels of at most ``SPOKE_MAX_VOXEL_MM``), also bone near the metal
+    (``SPOKE_MM``) in the envelope's margin (beyond the clean slices' bone itself) that an
+    in-plane opening with the 3x3 cross removes: spokes one or two voxels wide.
     """
     axis = metal.axis
     k0, k1 = slab
@@ -148,7 +160,7 @@ def _debris(bone: np.ndarray, metal: "Metal", slab: tuple[int, int], spacing: np
     envelope = np.expand_dims(ndimage.binary_dilation(footprint, structure=disc), axis)
     sl = _along(axis, k0, k1)
     outside = ~envelope
-    if thin:
+    if thin and max(spacing[plane]) <= SPOKE_MAX_VOXEL_MM:
         cross = np.expand_dims(ndimage.generate_binary_structure(2, 1), axis)
         spokes = bone[sl] & ~ndimage.binary_opening(bone[sl], structure=cross)
         outside = outside | (spokes & metal.near[sl] & ~np.expand_dims(footprint, axis))
@@ -304,5 +316,6 @@ def record(metal: Metal | None) -> dict:
         "note": ("streak debris found: repaired" if streaked else
                  "dense voxels but no streak debris outside the jaws' envelope (enamel?): nothing changed"),
         "streak_min_mm3": STREAK_MIN_MM3,
-        "settings_mm": {"zone": ZONE_MM, "spoke": SPOKE_MM, "envelope": ENVELOPE_MM, "reference": REFERENCE_MM, "skin_disc": SKIN_MM},
+        "settings_mm": {"zone": ZONE_MM, "spoke": SPOKE_MM, "spoke_max_voxel": SPOKE_MAX_VOXEL_MM,
+                        "envelope": ENVELOPE_MM, "reference": REFERENCE_MM, "skin_disc": SKIN_MM},
     }

@@ -75,7 +75,8 @@ class SurfaceSettings:
     smooth_iterations: int = option(0, flag="--smooth", metavar="N", minimum=0, help="Taubin smoothing iterations")
     target_faces: int | None = option(None, metavar="N", minimum=4, help="decimate each mesh to about N triangles")
     metal: str = option("repair", choices=("repair", "off"),
-                        help="'repair': drop dental-metal streak debris from the bone and mend streak notches in the skin")
+                        help="'repair': drop dental-metal streak debris from the bone, cut streak spikes "
+                             "and fill streak notches in the skin")
 
     def __post_init__(self) -> None:
         check_options(self)
