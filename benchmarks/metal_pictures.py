@@ -7,7 +7,8 @@ centre), zoomed on the mouth, with the bone mask without the repair and with it
 
     python benchmarks/metal_pictures.py OUT_DIR VOLUME [VOLUME ...]
 
-VOLUME is a CT file or a bundled sample name (``headsq``, ``cranium``).
+VOLUME is a CT file, a bundled sample name (``headsq``, ``cranium``), or ``phantom``: the
+streak phantom of tests/test_metal.py (`skull2face.phantoms.dental_metal`).
 """
 
 import argparse
@@ -20,6 +21,7 @@ from skull2face import samples
 from skull2face.geometry import metal
 from skull2face.geometry.surfaces import SurfaceSettings, bone_mask, extract_surfaces, skin_mask
 from skull2face.io.volumes import read_volume
+from skull2face.phantoms import dental_metal, head_phantom
 from skull2face.report.pictures import VIEWS, new_figure, save_png, shade
 
 
@@ -113,9 +115,15 @@ def main():
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     for v in args.volumes:
-        path = samples.path(v) if v in samples.names() else Path(v)
-        name = path.name.split(".")[0]
-        vol = read_volume(path)
+        if v == "phantom":
+            name = "phantom"
+            head = head_phantom(shape=(104, 104, 84), spacing=(2.0, 2.0, 2.5), skin_radius=95.0,
+                                bone_radii=(62.0, 70.0))
+            vol, _ = dental_metal(head, centre=(0.0, -66.0, 0.0), amplitude=1500.0, reach_mm=70.0)
+        else:
+            path = samples.path(v) if v in samples.names() else Path(v)
+            name = path.name.split(".")[0]
+            vol = read_volume(path)
         fig, rec = figure(vol, name)
         save_png(fig, out / f"metal_{name}.png")
         print(name, json.dumps(rec))

@@ -314,6 +314,9 @@ def extract_surfaces(vol: Volume, settings: SurfaceSettings | None = None) -> Su
         raise InputError(vol.source, f"bone threshold {bone_t:g} must be above the skin threshold {skin_t:g}")
 
     filled, skin_rec = skin_mask(vol, skin_t, settings.opening_voxels)
+    timings["skin_mask_s"] = time.perf_counter() - t0
+
+    t = time.perf_counter()
     found, metal_rec = None, {"found": False, "note": "metal repair off"}
     if settings.metal == "repair" and settings.intensity == "hu":
         found = metal_.find_metal(vol.voxels, vol.spacing, vol.direction, filled, bone_t)
@@ -323,7 +326,7 @@ def extract_surfaces(vol: Volume, settings: SurfaceSettings | None = None) -> Su
             metal_rec.update(skin_voxels_filled=added, skin_voxels_cut=removed)
     elif settings.metal == "repair":
         metal_rec["note"] = "metal repair needs HU (intensity 'hu')"
-    timings["skin_mask_s"] = time.perf_counter() - t0
+    timings["metal_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
     box = _bbox(filled, margin=2)
@@ -340,11 +343,13 @@ def extract_surfaces(vol: Volume, settings: SurfaceSettings | None = None) -> Su
     if not settings.skin_only:
         t = time.perf_counter()
         keep, bone_rec = bone_mask(vol, bone_t, filled, settings.bone_min_fraction, settings.bone_min_mm3)
+        timings["bone_mask_s"] = time.perf_counter() - t
         if found is not None:
+            t = time.perf_counter()
             keep, dropped = metal_.drop_streak_bone(keep, found, vol.spacing)
             metal_rec.update(bone_voxels_dropped_as_streak_debris=dropped,
                              bone_mm3_dropped=round(dropped * found.voxel_mm3, 1))
-        timings["bone_mask_s"] = time.perf_counter() - t
+            timings["metal_s"] += time.perf_counter() - t
         t = time.perf_counter()
         box = _bbox(keep, margin=2)
         off = tuple(s.start for s in box)
