@@ -270,6 +270,9 @@ def build_dataset(ct_paths: list[str | os.PathLike], out_dir: str | os.PathLike,
     # 1. real heads: extract, landmark and gate (a process pool), render the real pairs
     prepared = prepare_heads(ct_paths, settings.target_faces, settings.workers)
     timings["prepare_heads_s"] = time.perf_counter() - t0
+    for h in prepared.values():  # summed over the workers (CPU seconds, not wall time)
+        for k, v in h.get("timings", {}).items():
+            timings[f"heads_{k}"] = timings.get(f"heads_{k}", 0.0) + v
     heads = {n: h for n, h in prepared.items() if h["quality"]["status"] != "rejected"}
     for n, h in prepared.items():
         if n not in heads:

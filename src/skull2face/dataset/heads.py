@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import multiprocessing as mp
 import os
+import time
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -58,13 +59,23 @@ def prepare_head(ct_path: str | os.PathLike, target_faces: int) -> dict:
     from ..geometry.surfaces import SurfaceSettings, extract_surfaces
     from ..io.volumes import read_volume
 
+    t = {"start": time.perf_counter()}
+
+    def lap(name: str) -> None:
+        now = time.perf_counter()
+        t[name] = round(now - t.pop("start"), 3)
+        t["start"] = now
+
     vol = read_volume(ct_path)
     base = {"name": head_name(ct_path), "path": str(ct_path), "sha256": file_sha256(ct_path),
-            "spacing": [round(float(s), 3) for s in vol.spacing]}
+            "spacing": [round(float(s), 3) for s in vol.spacing], "timings": t}
+    lap("read_s")
     try:
         surf = extract_surfaces(vol, SurfaceSettings(target_faces=target_faces))
+        lap("extract_s")
         skull_lms = detect_landmarks(surf.skull, "skull", lps_frame(surf.skull))
     except (InputError, ValueError) as exc:
+        t.pop("start")
         return {**base, "quality": rejected(f"no skull to pair: {_short(exc, ct_path)}").to_json()}
     skin_error = None
     try:
@@ -72,7 +83,10 @@ def prepare_head(ct_path: str | os.PathLike, target_faces: int) -> dict:
     except (InputError, ValueError) as exc:
         skin_error = f"face landmark detection failed: {_short(exc, ct_path)}"
         skin_lms = _no_face_landmarks(skin_error)
+    lap("landmarks_s")
     quality = assess_head(vol, surf.skull, surf.skin, skull_lms.points, skin_lms.points, skin_error)
+    lap("gate_s")
+    t.pop("start")
     if quality.status == "rejected":
         return {**base, "quality": quality.to_json()}
     dropped = quality.measures.get("skin_landmarks_dropped")
