@@ -31,7 +31,10 @@ LAYERS = [  # (module prefix, layer); the longest matching prefix wins
 # modules of one layer may use one another.
 PARALLEL = 6
 SIDEWAYS = {("skull2face.training", "skull2face.dataset.reader"), ("skull2face.methods", "skull2face.dataset.reader"),
-            ("skull2face.stages.demo", "skull2face.stages")}
+            ("skull2face.stages.demo", "skull2face.stages"),
+            # the dataset's quality gate and weight maps use the face's sub-region boxes and names
+            ("skull2face.dataset.quality", "skull2face.evaluation.region"),
+            ("skull2face.dataset.weights", "skull2face.evaluation.region")}
 
 
 def _module(path: Path) -> str:

@@ -126,12 +126,20 @@ COMMANDS: tuple[Command, ...] = (
             _S + "render:echo_mesh"),
     Command("dataset build", "real head CTs + real faces -> training dataset folder",
             _S + "dataset:build", "skull2face.dataset.build:DatasetSettings",
-            (Arg("--out", "out_dir", "new output folder", required=True),
-             Arg("--ct", "ct_paths", "head CT volumes (default: both bundled real CTs)", nargs="+", metavar="CT")),
+            (Arg("cts", "cts", "head CTs: volume files, DICOM series folders (one series each), folders of "
+                 "volume files, @LIST files or quoted globs ('cts/*.nii.gz')", nargs="*", metavar="CT"),
+             Arg("--out", "out_dir", "new output folder", required=True),
+             Arg("--ct", "ct_paths", "more head CTs, as the positional ones (default, when none is given: both "
+                 "bundled real CTs)", nargs="+", metavar="CT"),
+             Arg("--ct-list", "ct_list", "text file(s) naming one CT per line (# comments; relative to the file)",
+                 nargs="+", metavar="FILE")),
             _S + "dataset:echo",
             "Build a C2F-style dataset: one real pair per CT, synthetic pairs grown from each real head (shape "
             "warps + published tissue thickness), unpaired skulls, unpaired faces (bundled real MRI skins and "
-            "face scans, then Surrey Face Model samples), split by source head, with a statistics report."),
+            "face scans, then Surrey Face Model samples), split by source head, with a statistics report. Each "
+            "CT first passes a quality gate (field of view, coarse pitch, dental metal, mouthpiece, mask shell): "
+            "a head is used, partial (its bad regions get weight 0 in maps/<id>_weight.npz) or rejected "
+            "(skipped with a log line); report/heads.md lists every head's status."),
     Command("train", "train the skull2face cGAN on a dataset folder (staged resolution)",
             _S + "train:train", _S + "train:TrainSettings",
             (Arg("--data", "data_dir", "dataset folder (skull2face dataset build)", required=True),

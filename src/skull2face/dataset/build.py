@@ -44,9 +44,11 @@ from ..geometry.normals import HEAD_CENTRE, outward_normals_at
 from ..io.atomic import write_json
 from ..io.landmarks import write_landmarks
 from ..anatomy.landmark_set import LandmarkSet
-from ..io.volumes import file_sha256, volume_stem
 from ..options import check_options, option
 from .fitted import PRIOR_FILE, training_prior, write_fit
+from .heads import head_name, prepare_head, prepare_heads  # noqa: F401 (head_name, prepare_head: API)
+from .quality import head_points, region_landmarks
+from .weights import save_weight, weight_map
 
 log = logging.getLogger(__name__)
 
@@ -100,34 +102,6 @@ class DatasetSettings:
 
     def __post_init__(self) -> None:
         check_options(self)
-
-
-def head_name(path: str | os.PathLike) -> str:
-    """A CT's head name: its file name without volume suffixes (cranium_ct0051.nii.gz -> cranium_ct0051)."""
-    return volume_stem(path) or Path(path).name
-
-
-# ---------------------------------------------------------------------------- source heads
-
-def prepare_head(ct_path: str | os.PathLike, target_faces: int) -> dict:
-    """Extract, decimate and landmark one real CT head (skull and skin in LPS mm)."""
-    from ..geometry.pose import lps_frame
-    from ..geometry.surfaces import SurfaceSettings, extract_surfaces
-    from ..io.volumes import read_volume
-    from ..anatomy.detect import detect_landmarks
-
-    vol = read_volume(ct_path)
-    surf = extract_surfaces(vol, SurfaceSettings(target_faces=target_faces))
-    skull_lms = detect_landmarks(surf.skull, "skull", lps_frame(surf.skull))
-    skin_lms = detect_landmarks(surf.skin, "face", lps_frame(surf.skin))
-    try:
-        head_frame(skull_lms.points, "skull")
-    except ValueError as exc:
-        raise InputError(ct_path, f"cannot place the head frame from the detected skull landmarks: {exc}") from None
-    return {"name": head_name(ct_path), "path": str(ct_path), "sha256": file_sha256(ct_path),
-            "skull": (np.asarray(surf.skull.vertices), np.asarray(surf.skull.faces)),
-            "skin": (np.asarray(surf.skin.vertices), np.asarray(surf.skin.faces)),
-            "skull_landmarks": skull_lms, "skin_landmarks": skin_lms}
 
 
 def la_targets(skull: trimesh.Trimesh, skull_lms: dict, frame: np.ndarray) -> list:
@@ -197,9 +171,11 @@ def _spec(settings: dict, frame: np.ndarray, sha: dict) -> RenderSpec:
 
 
 def _write_sample(out: Path, sid: str, spec: RenderSpec, skull=None, skin=None,
-                  skull_lms: dict | None = None, skin_lms: dict | None = None, maps: dict | None = None) -> dict:
+                  skull_lms: dict | None = None, skin_lms: dict | None = None, maps: dict | None = None,
+                  quality: dict | None = None) -> dict:
     """Render and save a sample's maps and head-frame landmarks; ``maps`` (optional) receives
-    the rendered DepthMaps by surface name."""
+    the rendered DepthMaps by surface name. A paired sample of a gated head (``quality``) also
+    gets its validity weight map (`skull2face.dataset.weights`)."""
     files = {}
     for surface, mesh, lms in (("skull", skull, skull_lms), ("face", skin, skin_lms)):
         if mesh is None:
@@ -215,6 +191,10 @@ def _write_sample(out: Path, sid: str, spec: RenderSpec, skull=None, skin=None,
                                surface=surface)
             write_landmarks(head, out / "landmarks" / f"{sid}_{surface}.json")
             files[f"{surface}_landmarks"] = f"landmarks/{sid}_{surface}.json"
+        if surface == "face" and quality is not None and skull_lms:
+            pts, _ = region_landmarks(head_points(spec.frame, skull_lms), head_points(spec.frame, lms or {}))
+            save_weight(out / "maps" / f"{sid}_weight.npz", weight_map(spec, dm.height, pts, quality))
+            files["weight"] = f"maps/{sid}_weight.npz"
     return files
 
 
@@ -235,13 +215,14 @@ def _synthetic(task: tuple) -> dict:
     spec = _spec(s, frame, {"ct": h["sha256"]})
     maps: dict = {}
     files = _write_sample(_WORKER["out"], sid, spec, skull2, skin2 if paired else None, lsk, lsn if paired else None,
-                          maps)
+                          maps, h["quality"])
     files["fit"], fit_info = write_fit(_WORKER["out"], sid, skull2, lsk, maps["skull"], _WORKER["prior"])
     params["fit"] = fit_info
     sites = (params.get("tissue") or {}).get("sites", {})
     return {"id": sid, "kind": kind, "source_head": name, "real": False, "files": files,
             "la_targets": la_targets(skull2, lsk, frame),
-            "params": {"seed": [s["seed"], head_index, _KIND_CODE[kind], index], **params},
+            "params": {"seed": [s["seed"], head_index, _KIND_CODE[kind], index], **params,
+                       "quality_status": h["quality"]["status"]},
             "_thickness": {k: v.get("achieved_mm") for k, v in sites.items()}}
 
 
@@ -286,11 +267,22 @@ def build_dataset(ct_paths: list[str | os.PathLike], out_dir: str | os.PathLike,
     timings = {}
     s = dataclasses.asdict(settings)
 
-    # 1. real heads: extract, landmark, render the real pairs
-    heads = {}
-    for p in progress(ct_paths, desc="real heads", unit="head", disable=None):
-        heads[head_name(p)] = prepare_head(p, settings.target_faces)
+    # 1. real heads: extract, landmark and gate (a process pool), render the real pairs
+    prepared = prepare_heads(ct_paths, settings.target_faces, settings.workers)
     timings["prepare_heads_s"] = time.perf_counter() - t0
+    for h in prepared.values():  # summed over the workers (CPU seconds, not wall time)
+        for k, v in h.get("timings", {}).items():
+            timings[f"heads_{k}"] = timings.get(f"heads_{k}", 0.0) + v
+    heads = {n: h for n, h in prepared.items() if h["quality"]["status"] != "rejected"}
+    for n, h in prepared.items():
+        if n not in heads:
+            log.warning("head %s rejected, skipped: %s", n, h["quality"]["reasons"][0])
+    if not heads:
+        raise InputError(None, "no usable head: every CT was rejected by the quality gate ("
+                         + "; ".join(f"{n}: {h['quality']['reasons'][0]}" for n, h in prepared.items()) + ")")
+    lost = sorted(set(settings.test_heads) - set(heads))
+    if lost:
+        log.warning("test head(s) %s rejected: the test split has no samples from them", ", ".join(lost))
     samples_, real_maps = [], {}
     for name, h in heads.items():
         skull = trimesh.Trimesh(*h["skull"], process=False)
@@ -300,10 +292,11 @@ def build_dataset(ct_paths: list[str | os.PathLike], out_dir: str | os.PathLike,
         sid = f"{name}-real"
         real_maps[name] = {}
         files = _write_sample(out, sid, spec, skull, skin, h["skull_landmarks"].points, h["skin_landmarks"].points,
-                              real_maps[name])
+                              real_maps[name], h["quality"])
         samples_.append({"id": sid, "kind": "paired", "source_head": name, "real": True, "files": files,
                          "la_targets": la_targets(skull, h["skull_landmarks"].points, frame),
-                         "params": {"landmark_status": {**h["skull_landmarks"].meta, **h["skin_landmarks"].meta}}})
+                         "params": {"landmark_status": {**h["skull_landmarks"].meta, **h["skin_landmarks"].meta},
+                                    "quality_status": h["quality"]["status"]}})
 
     # 1b. the thickness prior of the TRAINING heads' real pairs, and every real pair's fitted face
     t = time.perf_counter()
@@ -364,8 +357,9 @@ def build_dataset(ct_paths: list[str | os.PathLike], out_dir: str | os.PathLike,
         "format": "skull2face-dataset", "version": 1,
         "size": [settings.size, settings.size], "mm_per_px": settings.mm_per_px,
         "z_near": settings.z_near, "z_far": settings.z_far,
-        "heads": {**{n: {"split": "test" if n in settings.test_heads else "train", "kind": "ct",
-                         "sha256": h["sha256"]} for n, h in heads.items()}},
+        "heads": {n: {"split": "test" if n in settings.test_heads else "train", "kind": "ct",
+                      "sha256": h["sha256"], "spacing_mm": h["spacing"], "quality": h["quality"]}
+                  for n, h in prepared.items()},
         "prior": {"file": PRIOR_FILE, "heads": list(prior.heads), "table": prior.table},
         "samples": samples_,
     }
@@ -373,7 +367,7 @@ def build_dataset(ct_paths: list[str | os.PathLike], out_dir: str | os.PathLike,
     t = time.perf_counter()
     from .report import write_report
 
-    report = write_report(out, [th for th in thickness if th])
+    report = write_report(out, [th for th in thickness if th], manifest["heads"])
     timings["report_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
     counts = {}
@@ -387,6 +381,9 @@ def build_dataset(ct_paths: list[str | os.PathLike], out_dir: str | os.PathLike,
         "samples_per_second": round(len(tasks) / max(timings["synthetic_s"], 1e-9), 2),
         "report": report,
     })
+    from .report import head_table
+
+    log.info("quality gate, per head:\n%s", head_table(manifest["heads"]))
     log.info("dataset: %d samples in %.0f s (%s)", len(samples_), timings["total_s"], counts)
     return manifest
 

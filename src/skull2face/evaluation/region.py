@@ -234,6 +234,30 @@ def face_region(truth_mesh: trimesh.Trimesh, landmarks: LandmarkSet | Mapping[st
                       outward_sign=sign, _box=box)
 
 
+def subregion_boxes(head_points: Mapping[str, Any]) -> tuple[Any, dict]:
+    """The sub-region labeller and its bounds for face landmarks already in the head frame.
+
+    The same boxes as `face_region` (rules in its docstring), for points rather than a truth
+    mesh (the dataset's per-pixel weight maps use them).
+
+    Parameters
+    ----------
+    head_points : mapping of str to array_like (3,)
+        Face landmarks in the head frame, mm; missing ones are assumed as `face_region` does.
+
+    Returns
+    -------
+    labeller : callable
+        ``labeller(points (n, 3)) -> (n,) int8``: 0 outside the region, ``k`` in
+        ``SUBREGIONS[k - 1]``.
+    bounds : dict
+        ``z_min, y_max, y_min, x_half, n_y, en_y, en_half_width, al_half_width, sn_y, me_y,
+        lip_y`` (mm).
+    """
+    box, bounds, _ = _boxes({k: np.asarray(v, dtype=np.float64) for k, v in head_points.items()}, np.eye(4))
+    return box, bounds
+
+
 def _boxes(pts: dict[str, np.ndarray], m: np.ndarray):
     """The region's and sub-regions' boxes in the head frame: (labeller, bounds, description)."""
     head = {n: apply(m, p) for n, p in pts.items()}

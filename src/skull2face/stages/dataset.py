@@ -17,16 +17,21 @@ from ..io.run_folder import run_folder
 
 
 def build(out_dir: str | os.PathLike, ct_paths: list[str | os.PathLike] | None = None,
-          settings: DatasetSettings | None = None) -> dict:
+          settings: DatasetSettings | None = None, cts: list[str | os.PathLike] | None = None,
+          ct_list: list[str | os.PathLike] | None = None) -> dict:
     """Build a dataset folder from head CTs.
 
     Parameters
     ----------
     out_dir : path-like
         A new folder (refused if it already holds a dataset).
-    ct_paths : list of path-like, optional
-        Head CT volumes; None: both bundled real CTs (headsq, cranium_ct0051).
+    ct_paths, cts : list of path-like, optional
+        Head CTs: volume files, DICOM series folders, folders of volume files, ``@list`` files
+        and patterns (`skull2face.io.volume_inputs.expand_volume_inputs`); none at all (and no
+        ``ct_list``): both bundled real CTs (headsq, cranium_ct0051).
     settings : DatasetSettings, optional
+    ct_list : list of path-like, optional
+        List files, one CT a line.
 
     Returns
     -------
@@ -36,7 +41,11 @@ def build(out_dir: str | os.PathLike, ct_paths: list[str | os.PathLike] | None =
     from ..io.atomic import write_json
     from ..report.dataset import write_sample_grid
 
-    cts = list(ct_paths or [samples.path("headsq"), samples.path("cranium")])
+    from ..io.volume_inputs import expand_volume_inputs
+
+    given = list(cts or []) + list(ct_paths or [])
+    cts = (expand_volume_inputs(given, ct_list) if given or ct_list
+           else [samples.path("headsq"), samples.path("cranium")])
     check_inputs(out_dir, cts)
     with run_folder(out_dir, "dataset", cts, markers=("manifest.json",)) as out:
         manifest = build_dataset(cts, out, settings or DatasetSettings())
@@ -67,5 +76,9 @@ def echo(manifest: dict) -> str:
     for s in manifest["samples"]:
         key = f"{s['kind']} ({s['split']})"
         counts[key] = counts.get(key, 0) + 1
+    from ..dataset.report import head_table
+
     lines = [f"{v:6d}  {k}" for k, v in sorted(counts.items())]
-    return "\n".join(lines + [f"wrote {len(manifest['samples'])} samples, manifest.json, dataset.json and report/"])
+    return "\n".join([head_table(manifest.get("heads", {})), ""] + lines
+                     + [f"wrote {len(manifest['samples'])} samples, manifest.json, dataset.json and report/ "
+                        "(report/heads.md: the quality gate per head)"])
