@@ -8,8 +8,9 @@ default method (``face-model``) and the base of skull2face's generator use:
 
 1. every head (clean and OpenKBP) is read once: skull and skin extracted, skull landmarks
    detected, head frame placed, frontal skull and face maps rendered on the dataset grid
-   (cached under ``OUT/cache``); the dataset's quality gate, when present, gives its status
-   and per-pixel weights (else: the whole face, or the upper face with ``--upper``);
+   (cached under ``OUT/cache``); a head without a skull head frame is left out (listed). The
+   OpenKBP heads count over their whole map, or above nasospinale and off the nose with
+   ``--upper`` (their mouthpieces, and the mask pressing on nose and lips);
 2. for each clean head in turn: the prior from the OTHER clean heads only, then with the
    OpenKBP heads added at each weight of ``--weights``;
 3. ``skull2face predict --method face-model`` with each prior, scored by ``skull2face

@@ -96,7 +96,10 @@ def test_weight_maps_and_head_weights_reach_the_arrays(built, tmp_path):
     a = load_arrays(ds, ["cranium_ct0051-real", "cranium_ct0051-pair0001", "headsq-real"])
     np.testing.assert_array_equal(a["head_weight"], [0.5, 0.5, 1.0])
     np.testing.assert_array_equal(a["face_weight"][0, 0], 0.5 * wmap)
-    assert np.all(a["face_weight"][1] == 0.5) and np.all(a["face_weight"][2] == 1.0)
+    own = {raw_s["id"]: np.load(ds / raw_s["files"]["weight"])["weight"] for raw_s in raw["samples"]
+           if raw_s["id"] in ("cranium_ct0051-pair0001", "headsq-real")}  # the gate's maps
+    np.testing.assert_array_equal(a["face_weight"][1, 0], 0.5 * own["cranium_ct0051-pair0001"])
+    np.testing.assert_array_equal(a["face_weight"][2, 0], own["headsq-real"])
     half = downsample_arrays(a, 48)
     assert half["face_weight"].shape == (3, 1, 48, 48)
     np.testing.assert_allclose(half["face_weight"][0, 0, :24], 0.5)
@@ -108,3 +111,31 @@ def test_weight_maps_and_head_weights_reach_the_arrays(built, tmp_path):
     (ds / "manifest.json").write_text(json.dumps(raw), encoding="utf-8")
     with pytest.raises(InputError, match="must be in"):
         load_arrays(ds, ["cranium_ct0051-pair0001"])
+
+
+def test_head_weight_patterns():
+    """PATTERN=W items: the last match wins, 1 without a match; malformed items are refused."""
+    from skull2face.dataset.build import head_weight_of
+
+    items = ["pt_*=0.1", "pt_187=0.5"]
+    assert head_weight_of("pt_20", items) == 0.1
+    assert head_weight_of("pt_187", items) == 0.5
+    assert head_weight_of("headsq", items) == 1.0
+    for bad in ("pt_*", "pt_*=2", "=0.5", "pt_*=x"):
+        with pytest.raises(ValueError, match="PATTERN=W"):
+            DatasetSettings(head_weights=[bad])
+
+
+def test_manifest_records_head_weights_and_the_prior_uses_weight_maps(built):
+    """Every head's weight is in the manifest (1 by default); the training head's prior ignores
+    the region its gate excluded (cranium: no mandible, so its mouth and chin count 0 there
+    and the published table fills in)."""
+    from skull2face.statistics.thickness_prior import ThicknessPrior
+
+    man = load_manifest(built)
+    assert all(h["weight"] == 1.0 for h in man.heads.values())
+    real = man.by_id("cranium_ct0051-real")
+    wmap = np.load(built / real["files"]["weight"])["weight"]
+    prior = ThicknessPrior.load(built / "prior.npz")
+    assert prior.heads == ("cranium_ct0051",)
+    assert (wmap == 0).any() and np.all(prior.n_heads[wmap == 0] == 0)

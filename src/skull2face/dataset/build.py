@@ -81,6 +81,10 @@ class DatasetSettings:
         Shape-warp size in population SDs (see `skull2face.geometry.tps`).
     target_faces : int
         Source meshes are decimated to about this many triangles before sampling (speed).
+    head_weights : list of str
+        ``PATTERN=W`` (shell-style pattern on head names, W in [0, 1]; the last match wins):
+        how much a head counts in the thickness prior and in training (``heads.<name>.weight``
+        in the manifest), e.g. ``pt_*=0.1`` for coarse radiotherapy heads. Default 1.
     seed, workers : int
     """
 
@@ -97,11 +101,40 @@ class DatasetSettings:
     z_far: float = DEFAULT_Z_FAR
     shape_amplitude: float = option(1.0, minimum=0, help="warp size in population SDs")
     target_faces: int = 120_000
+    head_weights: list[str] = option(default_factory=list, flag="--head-weight", nargs="*", metavar="PATTERN=W",
+                                     help="how much heads count in the prior and in training, by name pattern, "
+                                          "e.g. 'pt_*=0.1' (default 1)")
     seed: int = option(0, help="seed of every random draw")
     workers: int = option(2, minimum=1, help="processes")
 
     def __post_init__(self) -> None:
         check_options(self)
+        for item in self.head_weights:
+            head_weight_of("", [item])  # raises ValueError on a malformed item
+
+
+def head_weight_of(name: str, patterns: list[str]) -> float:
+    """The weight of head ``name`` under ``PATTERN=W`` items (the last match wins; 1 without).
+
+    Raises
+    ------
+    ValueError
+        An item is not ``PATTERN=W`` with W a number in [0, 1].
+    """
+    from fnmatch import fnmatchcase
+
+    weight = 1.0
+    for item in patterns:
+        pattern, sep, value = item.rpartition("=")
+        try:
+            w = float(value)
+        except ValueError:
+            w = float("nan")
+        if not sep or not pattern or not 0.0 <= w <= 1.0:
+            raise ValueError(f"--head-weight {item!r}: expected PATTERN=W with W in [0, 1], e.g. 'pt_*=0.1'")
+        if fnmatchcase(name, pattern):
+            weight = w
+    return weight
 
 
 def la_targets(skull: trimesh.Trimesh, skull_lms: dict, frame: np.ndarray) -> list:
@@ -168,6 +201,14 @@ def _spec(settings: dict, frame: np.ndarray, sha: dict) -> RenderSpec:
     return RenderSpec(size=(settings["size"], settings["size"]), mm_per_px=settings["mm_per_px"],
                       frame=frame, z_near=settings["z_near"], z_far=settings["z_far"], centre=HEAD_MAP_CENTRE,
                       source_sha256=sha)
+
+
+def _prior_weight(out: Path, files: dict, head_weight: float):
+    """A real pair's weight in the thickness prior: its weight map (if any) times its head's weight."""
+    if "weight" not in files:
+        return head_weight
+    with np.load(out / files["weight"]) as d:
+        return head_weight * np.asarray(d["weight"], np.float64)
 
 
 def _write_sample(out: Path, sid: str, spec: RenderSpec, skull=None, skin=None,
@@ -300,8 +341,13 @@ def build_dataset(ct_paths: list[str | os.PathLike], out_dir: str | os.PathLike,
 
     # 1b. the thickness prior of the TRAINING heads' real pairs, and every real pair's fitted face
     t = time.perf_counter()
-    prior = training_prior([(n, m["skull"], m["face"], heads[n]["skull_landmarks"].points)
-                            for n, m in real_maps.items() if n not in settings.test_heads], _spec(s, np.eye(4), {}))
+    # each training head counts by its weight map (0 where its gate excluded a region) and its head weight
+    train_names = [n for n in real_maps if n not in settings.test_heads]
+    real_files = {r["source_head"]: r["files"] for r in samples_}
+    prior = training_prior([(n, real_maps[n]["skull"], real_maps[n]["face"], heads[n]["skull_landmarks"].points)
+                            for n in train_names], _spec(s, np.eye(4), {}),
+                           weights=[_prior_weight(out, real_files[n], head_weight_of(n, settings.head_weights))
+                                    for n in train_names])
     prior.save(out / PRIOR_FILE)
     for rec in samples_:
         name = rec["source_head"]
@@ -358,7 +404,8 @@ def build_dataset(ct_paths: list[str | os.PathLike], out_dir: str | os.PathLike,
         "size": [settings.size, settings.size], "mm_per_px": settings.mm_per_px,
         "z_near": settings.z_near, "z_far": settings.z_far,
         "heads": {n: {"split": "test" if n in settings.test_heads else "train", "kind": "ct",
-                      "sha256": h["sha256"], "spacing_mm": h["spacing"], "quality": h["quality"]}
+                      "sha256": h["sha256"], "spacing_mm": h["spacing"], "quality": h["quality"],
+                      "weight": head_weight_of(n, settings.head_weights)}
                   for n, h in prepared.items()},
         "prior": {"file": PRIOR_FILE, "heads": list(prior.heads), "table": prior.table},
         "samples": samples_,

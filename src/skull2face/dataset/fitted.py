@@ -24,7 +24,8 @@ PRIOR_FILE = "prior.npz"
 """The dataset's thickness prior, relative to its folder."""
 
 
-def training_prior(real_pairs: list[tuple[str, DepthMap, DepthMap, dict]], spec: RenderSpec) -> ThicknessPrior:
+def training_prior(real_pairs: list[tuple[str, DepthMap, DepthMap, dict]], spec: RenderSpec,
+                   weights: list | None = None) -> ThicknessPrior:
     """The thickness prior of real training heads.
 
     Parameters
@@ -34,6 +35,8 @@ def training_prior(real_pairs: list[tuple[str, DepthMap, DepthMap, dict]], spec:
         training head; each map's spec frame takes its landmarks to the head frame.
     spec : RenderSpec
         The dataset's grid (size, mm_per_px, centre).
+    weights : list of float or numpy.ndarray (H, W), optional
+        Per head, its weight (`skull2face.statistics.thickness_prior.build_prior`).
 
     Returns
     -------
@@ -44,7 +47,7 @@ def training_prior(real_pairs: list[tuple[str, DepthMap, DepthMap, dict]], spec:
         pts = {k: apply(skull.spec.frame, np.asarray(v, np.float64)[None])[0]
                for k, v in lms.items() if np.all(np.isfinite(v))}
         heads.append((name, skull.height, face.height, pts))
-    return build_prior(heads, spec)
+    return build_prior(heads, spec, weights=weights)
 
 
 def write_fit(out: Path, sid: str, skull_mesh: Any, skull_lms: dict, skull_map: DepthMap,
