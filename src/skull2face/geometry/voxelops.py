@@ -178,6 +178,10 @@ def bbox(mask: np.ndarray, margin: int) -> tuple[slice, ...] | None:
 
 def _counts(labels: np.ndarray, n: int) -> np.ndarray:
     """``np.bincount(labels.ravel(), minlength=n + 1)`` without an int64 copy of the whole array."""
+    if n <= _FEW:  # a comparison per label is ~5x faster than a bincount pass
+        out = np.array([0] + [np.count_nonzero(labels == k) for k in range(1, n + 1)], dtype=np.int64)
+        out[0] = labels.size - out.sum()
+        return out
     flat = labels.reshape(-1)
     out = np.zeros(n + 1, dtype=np.int64)
     for i in range(0, flat.size, _BINCOUNT_CHUNK):
