@@ -12,6 +12,8 @@ against trimesh itself in ``tests/test_fastmesh.py``), skipping work extraction 
   same order, on contiguous columns.
 - `is_watertight`: ``mesh.is_watertight`` (every edge in exactly two faces) from one sort of
   int64 edge keys, without the winding check trimesh does alongside.
+- `bounds`: ``mesh.bounds`` and ``mesh.extents``. Any cached trimesh property first hashes the
+  mesh's arrays (blake2b without the optional xxhash: ~0.2 s on a million faces).
 """
 
 from __future__ import annotations
@@ -113,3 +115,16 @@ def is_watertight(mesh: trimesh.Trimesh) -> bool:
     # sorted, an edge in exactly two faces fills one (even, odd) pair and no third entry follows
     return bool(key.size % 2 == 0 and np.array_equal(key[0::2], key[1::2])
                 and not np.any(key[1:-1:2] == key[2::2]))
+
+
+def bounds(mesh: trimesh.Trimesh) -> tuple[np.ndarray, np.ndarray] | tuple[None, None]:
+    """``(mesh.bounds, mesh.extents)``: ``(2, 3)`` min/max corners of the referenced vertices and
+    ``(3,)`` their difference, float64; ``(None, None)`` for a mesh with no faces."""
+    v = np.asarray(mesh.vertices)
+    referenced = np.zeros(len(v), dtype=bool)
+    referenced[np.asarray(mesh.faces)] = True
+    in_mesh = v if referenced.all() else v[referenced]
+    if len(in_mesh) == 0:
+        return None, None
+    box = np.array([in_mesh.min(axis=0), in_mesh.max(axis=0)])
+    return box, np.ptp(box, axis=0)

@@ -165,17 +165,19 @@ def _finish(mesh: trimesh.Trimesh, settings: SurfaceSettings) -> trimesh.Trimesh
 
 
 def _mesh_record(mesh: trimesh.Trimesh) -> dict:
-    # mesh.is_watertight, .area and .volume as trimesh computes them, without its extra work
+    # mesh.is_watertight, .area, .volume, .bounds and .extents as trimesh computes them,
+    # without its extra work (fastmesh)
     watertight = fastmesh.is_watertight(mesh)
     area, volume = fastmesh.measures(mesh)
+    box, extents = fastmesh.bounds(mesh)
     return {
         "vertices": int(len(mesh.vertices)),
         "faces": int(len(mesh.faces)),
         "watertight": watertight,
         "area_mm2": area,
         "volume_mm3": volume if watertight else None,
-        "bounds_lps_mm": mesh.bounds.tolist(),
-        "extents_mm": mesh.extents.tolist(),
+        "bounds_lps_mm": None if box is None else box.tolist(),
+        "extents_mm": None if extents is None else extents.tolist(),
     }
 
 
