@@ -26,6 +26,7 @@ import numpy as np
 from scipy import ndimage, sparse
 from scipy.sparse import csgraph
 
+_CROSS = ndimage.generate_binary_structure(3, 1)
 _MAX_WORKERS = 4
 _MIN_SLAB = 16  # fewer planes than this per slab: not worth a thread
 _BINCOUNT_CHUNK = 1 << 16  # voxels per bincount call: its int64 copy stays in the cache (5x faster)
@@ -81,9 +82,6 @@ def _slabwise(fn: Callable[[np.ndarray], np.ndarray], mask: np.ndarray, halo: in
 
     _map(one, slabs, workers)
     return out
-
-
-_CROSS = ndimage.generate_binary_structure(3, 1)
 
 
 def _shifted(axis: int, start: int | None, stop: int | None) -> tuple[slice, ...]:
