@@ -74,3 +74,37 @@ def test_refuses_unknown_test_head_and_existing_dataset(built, tmp_path):
         build_dataset([samples.path("headsq")], tmp_path / "c", small(test_heads=["nobody"]))
     with pytest.raises(InputError, match="already holds a dataset"):
         build_dataset([samples.path("headsq")], built, small())
+
+
+def test_weight_maps_and_head_weights_reach_the_arrays(built, tmp_path):
+    """A sample's weight map times its head's weight is ``face_weight``; a block of the
+    downsampled arrays counts as its pixels on average; a malformed map is refused."""
+    import shutil
+
+    from skull2face.dataset.reader import downsample_arrays, load_arrays
+
+    ds = tmp_path / "w"
+    shutil.copytree(built, ds)
+    raw = json.loads((ds / "manifest.json").read_text(encoding="utf-8"))
+    sample = next(s for s in raw["samples"] if s["id"] == "cranium_ct0051-real")
+    wmap = np.ones((96, 96), np.float32)
+    wmap[48:] = 0.0  # the lower half of this head is not trusted
+    np.savez(ds / "maps" / "cranium_ct0051-real_weight.npz", weight=wmap)
+    sample["files"]["weight"] = "maps/cranium_ct0051-real_weight.npz"
+    raw["heads"]["cranium_ct0051"]["weight"] = 0.5
+    (ds / "manifest.json").write_text(json.dumps(raw), encoding="utf-8")
+    a = load_arrays(ds, ["cranium_ct0051-real", "cranium_ct0051-pair0001", "headsq-real"])
+    np.testing.assert_array_equal(a["head_weight"], [0.5, 0.5, 1.0])
+    np.testing.assert_array_equal(a["face_weight"][0, 0], 0.5 * wmap)
+    assert np.all(a["face_weight"][1] == 0.5) and np.all(a["face_weight"][2] == 1.0)
+    half = downsample_arrays(a, 48)
+    assert half["face_weight"].shape == (3, 1, 48, 48)
+    np.testing.assert_allclose(half["face_weight"][0, 0, :24], 0.5)
+    np.testing.assert_allclose(half["face_weight"][0, 0, 24:], 0.0)
+    np.savez(ds / "maps" / "cranium_ct0051-real_weight.npz", weight=np.full((10, 10), 0.5, np.float32))
+    with pytest.raises(InputError, match="weight map size"):
+        load_arrays(ds, ["cranium_ct0051-real"])
+    raw["heads"]["cranium_ct0051"]["weight"] = 2.0
+    (ds / "manifest.json").write_text(json.dumps(raw), encoding="utf-8")
+    with pytest.raises(InputError, match="must be in"):
+        load_arrays(ds, ["cranium_ct0051-pair0001"])

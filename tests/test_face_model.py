@@ -196,6 +196,54 @@ def test_thickness_prior_measures_a_known_offset_and_round_trips(tmp_path):
     assert mean.shape == (32, 32) and abs(float(np.median(mean[n > 0])) - 9.0) < 0.1
 
 
+def test_thickness_prior_weights_heads_and_pixels():
+    """Two caps 4 and 10 mm thick, the second at weight 0.5: the weighted mean is
+    (4 + 0.5 * 10) / 1.5 = 6 mm; where the second's weight map is 0, the first alone counts
+    (4 mm, one head); all weights 1 gives the plain mean and SD of the unweighted prior."""
+    from skull2face.geometry.depthmap import RenderSpec
+    from skull2face.statistics.thickness_prior import build_prior
+
+    spec = RenderSpec(size=(64, 64), mm_per_px=3.0, centre=(0.0, -40.0))
+    x, y = spec.xy_grid()
+    r2 = (x / 70.0) ** 2 + ((y + 30.0) / 90.0) ** 2
+    skull = np.where(r2 < 1, -70.0 + 60.0 * np.sqrt(np.clip(1 - r2, 0, None)), np.nan)
+    lms = {"N": np.array([0.0, 0.0, -20.0])}
+    heads = [("a", skull, skull + 4.0, lms), ("b", skull, skull + 10.0, lms)]
+    cut = np.where(y < -50.0, 0.0, 0.5)  # head b's lower face is not trusted
+    prior = build_prior(heads, spec, weights=[1.0, cut])
+    inner = (r2 < 0.5)
+    upper, lower = inner & (y > -35.0), inner & (y < -65.0)
+    assert upper.sum() > 100 and lower.sum() > 100
+    np.testing.assert_allclose(prior.mean_mm[upper], 6.0, atol=0.05)
+    np.testing.assert_allclose(prior.mean_mm[lower], 4.0, atol=0.05)
+    assert np.all(prior.n_heads[upper] == 2) and np.all(prior.n_heads[lower] == 1)
+    plain, ones = build_prior(heads, spec), build_prior(heads, spec, weights=[1.0, 1.0])
+    np.testing.assert_allclose(ones.mean_mm, plain.mean_mm, atol=1e-5)
+    np.testing.assert_allclose(plain.mean_mm[inner], 7.0, atol=0.05)
+    np.testing.assert_allclose(ones.sd_mm, plain.sd_mm, atol=1e-5)
+
+
+def test_thickness_prior_is_robust_from_five_heads_on():
+    """Five caps 6 mm thick and one 40 mm (a mask shell the gate missed): the weighted median
+    is 6 mm where the mean would be 11.7; the spread (1.4826 x MAD) is 0, so the SD is the
+    published one alone."""
+    from skull2face.geometry.depthmap import RenderSpec
+    from skull2face.statistics.thickness_prior import build_prior
+
+    spec = RenderSpec(size=(48, 48), mm_per_px=4.0, centre=(0.0, -40.0))
+    x, y = spec.xy_grid()
+    r2 = (x / 70.0) ** 2 + ((y + 30.0) / 90.0) ** 2
+    skull = np.where(r2 < 1, -70.0 + 60.0 * np.sqrt(np.clip(1 - r2, 0, None)), np.nan)
+    lms = {"N": np.array([0.0, 0.0, -20.0])}
+    heads = [(f"h{i}", skull, skull + 6.0, lms) for i in range(5)] + [("shell", skull, skull + 40.0, lms)]
+    prior = build_prior(heads, spec)
+    inner = (r2 < 0.5) & (prior.n_heads == 6)
+    assert inner.sum() > 50
+    np.testing.assert_allclose(prior.mean_mm[inner], 6.0, atol=0.05)
+    table_only = build_prior([], spec)
+    assert np.all(prior.sd_mm[inner] <= table_only.sd_mm[inner] + 1.0)
+
+
 def test_fit_to_an_exact_target_recovers_the_face():
     """Pose and coefficients solved together: with the face itself as the dense target (and
     its landmarks barely weighted), the fit lands about a millimetre from it (measured 1.07 mm

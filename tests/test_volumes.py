@@ -51,7 +51,9 @@ def test_dicom_missing_slice_is_a_clear_error(headsq, tmp_path):
         read_volume(folder)
 
 
-def test_dicom_uneven_spacing_is_a_clear_error(tmp_path):
+def test_dicom_uneven_spacing_is_resampled_between_slices(tmp_path, caplog):
+    """One slice 1 mm off its place (gaps 4, 5, 3, 4 mm) is read by linear interpolation
+    between slices on a 1 mm grid, with one warning (it used to be refused)."""
     vol = head_phantom(shape=(32, 32, 12), spacing=(4.0, 4.0, 4.0), skin_radius=40, bone_radii=None)
     folder = write_dicom_series(vol, tmp_path / "s")
     # move one slice by 1 mm: the series is no longer evenly spaced
@@ -64,8 +66,28 @@ def test_dicom_uneven_spacing_is_a_clear_error(tmp_path):
     w.KeepOriginalImageUIDOn()
     w.SetFileName(str(f))
     w.Execute(img)
-    with pytest.raises(InputError, match="uneven slice spacing"):
-        read_volume(folder)
+    with caplog.at_level("WARNING"):
+        back = read_volume(folder)
+    warnings = [r for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "uneven slice spacing" in warnings[0].getMessage()
+    assert "gantry tilt" not in warnings[0].getMessage()
+    # 4 mm slices in 1 mm steps from the first slice (w = 0) to the last (w = 44 mm)
+    assert back.shape == (32, 32, 45)
+    np.testing.assert_allclose(back.spacing, [4.0, 4.0, 1.0], atol=1e-6)
+    np.testing.assert_allclose(back.origin, vol.origin, atol=1e-5)
+    np.testing.assert_allclose(back.direction, vol.direction, atol=1e-6)
+    v = vol.voxels.astype(np.float64)
+    for k in (0, 4, 6, 11):  # slices on grid planes come back unchanged
+        assert np.array_equal(back.voxels[:, :, 4 * k], vol.voxels[:, :, k])
+    assert np.array_equal(back.voxels[:, :, 21], vol.voxels[:, :, 5])  # the moved slice, at its new place
+    # w = 20 mm lies between slice 4 (16 mm) and the moved slice 5 (21 mm): weights 1/5, 4/5
+    np.testing.assert_allclose(back.voxels[:, :, 20], 0.2 * v[:, :, 4] + 0.8 * v[:, :, 5], atol=0.5)
+    # w = 10 mm: halfway between slices 2 and 3
+    np.testing.assert_allclose(back.voxels[:, :, 10], 0.5 * (v[:, :, 2] + v[:, :, 3]), atol=0.5)
+    corr = back.info["geometry_correction"]
+    assert corr["detected"]["uneven_spacing"] and corr["detected"]["gantry_tilt_deg"] == 0.0
+    assert corr["detected"]["largest_gap_mm"] == pytest.approx(5.0, abs=1e-4)
+    assert corr["output_grid"] == [32, 32, 45]
 
 
 def test_folder_with_two_series_takes_the_bigger(tmp_path, caplog):

@@ -104,3 +104,54 @@ def head_phantom(shape: tuple[int, int, int] = (96, 96, 80),
         out[:, :, k0:k0 + vals.shape[2]] = np.rint(vals).astype(np.int16)
     return Volume(voxels=out, spacing=sp, origin=origin, direction=np.eye(3), source="<phantom>",
                   info={"format": "phantom"})
+
+
+def dental_metal(vol: Volume, centre: tuple[float, float, float], half_size: tuple[float, float, float] = (3.0, 3.0, 2.0),
+                 streaks: int = 12, amplitude: float = 1500.0, reach_mm: float = 100.0,
+                 width_mm: float = 2.0) -> tuple[Volume, Volume]:
+    """Add a dental-metal block to a phantom, with and without the streaks it throws.
+
+    The block (``METAL_HU``, a box of ``half_size`` mm about ``centre``, LPS mm) stands for a
+    filling. Its streaks lie in the axial slices that cut the block, as beam-hardening and
+    photon-starvation streaks do: ``streaks`` lines through the block's centre at even angles,
+    alternately bright (``+amplitude`` HU) and dark (``-amplitude``), ``width_mm`` wide (a tent
+    profile), fading linearly to nothing at ``reach_mm`` from the centre. Values are clipped to
+    [-1024, 3071] HU, a 12-bit scanner's range.
+
+    Parameters
+    ----------
+    vol : Volume
+        From `head_phantom` (identity direction: axis 2 is superior).
+    centre, half_size : (float, float, float)
+        Block centre and half sides, LPS mm.
+    streaks, amplitude, reach_mm, width_mm
+        The streak fan, as above.
+
+    Returns
+    -------
+    with_streaks, truth : Volume
+        The phantom with the block and its streaks, and with the block alone (the known answer).
+    """
+    idx = np.indices(vol.shape, dtype=np.float64).reshape(3, -1).T
+    lps = vol.to_lps(idx).reshape(*vol.shape, 3) - np.asarray(centre)
+    block = np.all(np.abs(lps) <= np.asarray(half_size), axis=-1)
+    truth = vol.voxels.astype(np.float32)
+    truth[block] = METAL_HU
+    slab = block.any(axis=(0, 1))
+    x, y = lps[..., 0], lps[..., 1]
+    dist = np.hypot(x, y)
+    fade = np.clip(1.0 - dist / reach_mm, 0.0, None)
+    noisy = truth.copy()
+    for i in range(streaks):
+        angle = np.pi * i / streaks
+        across = np.abs(-np.sin(angle) * x + np.cos(angle) * y)  # distance from the line through the centre
+        tent = np.clip(1.0 - across / width_mm, 0.0, None)
+        sign = 1.0 if i % 2 == 0 else -1.0
+        noisy[:, :, slab] += (sign * amplitude * tent * fade)[:, :, slab]
+    noisy[block] = METAL_HU
+    out = []
+    for v in (noisy, truth):
+        vals = np.rint(np.clip(v, -1024, 3071)).astype(np.int16)
+        out.append(Volume(voxels=vals, spacing=vol.spacing, origin=vol.origin, direction=vol.direction,
+                          source=vol.source, info=dict(vol.info)))
+    return out[0], out[1]

@@ -14,6 +14,8 @@ _SAMPLES = {
     # real head CTs with intact faces: the paired data
     "headsq": "ct/headsq.nii.gz",
     "cranium": "ct/cranium_ct0051.nii.gz",
+    # a clinical DICOM series as the scanner wrote it: gantry tilt, uneven slice spacing (a folder)
+    "ge_tilted": "ct/ge_hispeed_tilted_dicom_small",
     # real T1 MRI heads (skin only): real unpaired faces
     "mri_philips": "mri/philips_t1_mprage_1mm.nii.gz",
     "mri_siemens": "mri/siemens_xa30_t1_2mm.nii.gz",
@@ -45,6 +47,8 @@ def data_dir() -> Path:
 def path(name: str) -> Path:
     """Path of a bundled sample by name (e.g. ``"headsq"``) or by relative file name.
 
+    A DICOM series (``"ge_tilted"``) is a folder.
+
     Raises
     ------
     KeyError
@@ -52,7 +56,7 @@ def path(name: str) -> Path:
     """
     rel = _SAMPLES.get(name, name)
     p = data_dir() / rel
-    if not p.is_file():
+    if not (p.is_file() or p.is_dir()):
         raise KeyError(f"no bundled sample {name!r}; bundled: {', '.join(names())}")
     return p
 

@@ -17,6 +17,7 @@ from ..geometry.resample import block_mean
 PER_SAMPLE_KEYS = (
     "id", "kind", "split", "source_head", "real", "has_skull", "has_face",
     "skull", "skull_mask", "face", "face_mask", "la_px", "la_height", "la_valid", "fit", "fit_mask", "has_fit",
+    "face_weight", "head_weight",
 )
 # Maps that are downsampled alike (normalised heights + mask).
 MAP_PARTS = ("skull", "face", "fit")
@@ -91,6 +92,11 @@ def downsample_arrays(arrays: Mapping[str, np.ndarray], size: int | tuple[int, i
         if part not in arrays:
             continue
         out[part], out[f"{part}_mask"] = downsample_map(arrays[part], arrays[f"{part}_mask"], factor, k)
+    if "face_weight" in arrays:  # a block counts as much as its pixels on average
+        wt = arrays["face_weight"].astype(np.float64)
+        *lead, hh, ww = wt.shape
+        out["face_weight"] = wt.reshape(*lead, hh // factor[0], factor[0], ww // factor[1], factor[1]
+                                        ).mean(axis=(-3, -1)).astype(np.float32)
     # In float64, then back to the positions' dtype (float32): one rounding.
     out["la_px"] = codec.rescale_px(arrays["la_px"].astype(np.float64), h, th).astype(arrays["la_px"].dtype)
     out["size"] = np.array([th, tw], np.int64)

@@ -28,6 +28,11 @@ key                     shape              dtype    meaning
                                                     (`skull2face.statistics.skull_fit`), normalised
                                                     like ``face``; 0 where the dataset has none
 ``has_fit``             (N,)               bool     the sample has a fitted-face map
+``face_weight``         (N, 1, H, W)       float32  how much each face pixel counts in training, in
+                                                    [0, 1]: the sample's ``files.weight`` map (0
+                                                    where its head's region is not trusted) times
+                                                    its head's ``heads.<name>.weight``; 1 without
+``head_weight``         (N,)               float32  ``heads.<source_head>.weight`` (default 1)
 ``la_names``            (L,)               str      landmark names, union over the samples
 ``la_px``               (N, L, 2)          float32  (row, col) pixel of the target ``s_i + t_i n_i``;
                                                     integers are pixel centres
@@ -290,6 +295,32 @@ def _load_map(man: Manifest, rel: str, k: float) -> tuple[np.ndarray, np.ndarray
     return normalise(dm.height, spec, k), dm.mask, spec
 
 
+def head_weight(man: Manifest, sample: Mapping[str, Any]) -> float:
+    """The weight of a sample's source head (``heads.<name>.weight`` in the manifest; 1 when
+    absent): a coarse or defective head counts less in training and in the thickness prior."""
+    entry = man.heads.get(sample.get("source_head") or "", {})
+    w = entry.get("weight", 1.0) if isinstance(entry, dict) else 1.0
+    w = finite_number(w, man.path, f"heads.{sample.get('source_head')}.weight", _FORMAT_HINT)
+    if not 0.0 <= w <= 1.0:
+        raise _bad(man.path, f"heads.{sample.get('source_head')}.weight must be in [0, 1], got {w}")
+    return w
+
+
+def _load_weight(man: Manifest, rel: str) -> np.ndarray:
+    """A sample's per-pixel weight map ``(H, W)`` float32 in [0, 1] (``docs/dataset-format.md``)."""
+    path = man.root / rel
+    try:
+        with np.load(path) as d:
+            wmap = np.asarray(d["weight"], np.float32)
+    except (OSError, KeyError, ValueError) as exc:
+        raise InputError(path, f"cannot read the weight map (an .npz with a 'weight' array): {exc}") from None
+    if wmap.shape != tuple(man.size):
+        raise InputError(path, f"weight map size {wmap.shape} differs from the manifest's {tuple(man.size)}")
+    if not np.isfinite(wmap).all() or wmap.min() < 0.0 or wmap.max() > 1.0:
+        raise InputError(path, "weight map values must be finite and in [0, 1]")
+    return wmap
+
+
 def _centre(spec: RenderSpec) -> tuple[float, float]:
     return tuple(float(v) for v in getattr(spec, "centre", (0.0, 0.0)))
 
@@ -369,6 +400,8 @@ def load_arrays(
         "fit": np.zeros((n, 1, h, w), np.float32),
         "fit_mask": np.zeros((n, 1, h, w), np.float32),
         "has_fit": np.array(["fit" in s["files"] for s in chosen], dtype=bool),
+        "face_weight": np.ones((n, 1, h, w), np.float32),
+        "head_weight": np.array([head_weight(man, s) for s in chosen], np.float32),
         "la_names": np.array(names, dtype=str),
         "la_px": np.zeros((n, n_lm, 2), np.float32),
         "la_height": np.zeros((n, n_lm), np.float32),
@@ -396,6 +429,9 @@ def load_arrays(
                                      f"map centre {_centre(map_spec)} differs from the other maps' {centre}")
                 if part == "skull":
                     la_spec = map_spec  # landmark targets go on the skull's own pixel grid
+        if "weight" in s["files"]:
+            out["face_weight"][i, 0] = _load_weight(man, s["files"]["weight"])
+        out["face_weight"][i, 0] *= out["head_weight"][i]
         for name, _, target in s["la_targets"]:
             if target is None:
                 continue
@@ -428,6 +464,7 @@ __all__ = [
     "VERSION",
     "downsample_arrays",
     "downsample_map",
+    "head_weight",
     "load_arrays",
     "load_manifest",
     "network_input",

@@ -27,6 +27,7 @@ from ..errors import InputError
 from ..options import check_options, option
 from ..io.volumes import Volume
 from . import fastmesh, voxelops
+from . import metal as metal_
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +59,9 @@ class SurfaceSettings:
         Taubin smoothing iterations (volume preserving); 0 for none.
     target_faces : int or None
         Decimate each surface to about this many triangles (fast-simplification); None keeps all.
+    metal : {"repair", "off"}
+        "repair" finds dental metal (HU only) and drops its streak debris from the bone and
+        mends its streaks' notches and spikes in the skin (`geometry.metal`); "off" leaves them.
     """
 
     skin_threshold: float | None = option(None, help="skin iso-value (default -300 HU)")
@@ -71,6 +75,9 @@ class SurfaceSettings:
     skin_only: bool = option(False, help="extract the skin only (MR heads)")
     smooth_iterations: int = option(0, flag="--smooth", metavar="N", minimum=0, help="Taubin smoothing iterations")
     target_faces: int | None = option(None, metavar="N", minimum=4, help="decimate each mesh to about N triangles")
+    metal: str = option("repair", choices=("repair", "off"),
+                        help="'repair': drop dental-metal streak debris from the bone, cut streak spikes "
+                             "and fill streak notches in the skin")
 
     def __post_init__(self) -> None:
         check_options(self)
@@ -302,6 +309,18 @@ def extract_surfaces(vol: Volume, settings: SurfaceSettings | None = None) -> Su
     timings["skin_mask_s"] = time.perf_counter() - t0
 
     t = time.perf_counter()
+    found, metal_rec = None, {"found": False, "note": "metal repair off"}
+    if settings.metal == "repair" and settings.intensity == "hu":
+        found = metal_.find_metal(vol.voxels, vol.spacing, vol.direction, filled, bone_t)
+        metal_rec = metal_.record(found)
+        if found is not None:
+            filled, added, removed = metal_.repair_skin(filled, found, vol.spacing)
+            metal_rec.update(skin_voxels_filled=added, skin_voxels_cut=removed)
+    elif settings.metal == "repair":
+        metal_rec["note"] = "metal repair needs HU (intensity 'hu')"
+    timings["metal_s"] = time.perf_counter() - t
+
+    t = time.perf_counter()
     box = _bbox(filled, margin=2)
     off = tuple(s.start for s in box)
     field_ = vol.voxels[box].astype(np.float32)
@@ -317,6 +336,12 @@ def extract_surfaces(vol: Volume, settings: SurfaceSettings | None = None) -> Su
         t = time.perf_counter()
         keep, bone_rec = bone_mask(vol, bone_t, filled, settings.bone_min_fraction, settings.bone_min_mm3)
         timings["bone_mask_s"] = time.perf_counter() - t
+        if found is not None:
+            t = time.perf_counter()
+            keep, dropped = metal_.drop_streak_bone(keep, found, vol.spacing)
+            metal_rec.update(bone_voxels_dropped_as_streak_debris=dropped,
+                             bone_mm3_dropped=round(dropped * found.voxel_mm3, 1))
+            timings["metal_s"] += time.perf_counter() - t
         t = time.perf_counter()
         box = _bbox(keep, margin=2)
         off = tuple(s.start for s in box)
@@ -331,6 +356,7 @@ def extract_surfaces(vol: Volume, settings: SurfaceSettings | None = None) -> Su
                        "intensity": settings.intensity},
         "skin": {**skin_rec, "mesh": _mesh_record(skin)},
         "skull": None if skull is None else {**bone_rec, "mesh": _mesh_record(skull)},
+        "metal": metal_rec,
         "timings": {k: round(v, 3) for k, v in timings.items()},
     }
     return Surfaces(skin=skin, skull=skull, record=record)

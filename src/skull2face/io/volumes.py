@@ -23,11 +23,6 @@ log = logging.getLogger(__name__)
 
 VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 
-# Slices whose spacing differs from the median by more than this fraction mean a gap
-# (a missing slice) or a mixed acquisition: the volume would be silently distorted.
-_SLICE_SPACING_TOLERANCE = 0.1
-
-
 @dataclass
 class Volume:
     """A scalar volume with LPS millimetre geometry.
@@ -147,7 +142,8 @@ def read_volume(path: str | os.PathLike) -> Volume:
     ----------
     path : path-like
         A folder holding one or more DICOM series (the one with most slices is taken, and
-        the choice is logged), or a volume file.
+        the choice is logged; a tilted or unevenly spaced series is resampled onto a regular
+        grid with a warning, see `skull2face.io.dicom`), or a volume file.
 
     Returns
     -------
@@ -158,13 +154,16 @@ def read_volume(path: str | os.PathLike) -> Volume:
     ------
     InputError
         Missing, empty, truncated or corrupt file; a folder with no DICOM series; a series
-        with a missing slice or uneven spacing; a non-3D or multi-component image.
+        with a missing slice, mixed orientations or duplicate positions; a non-3D or
+        multi-component image.
     """
     path = Path(path)
     if not path.exists():
         raise InputError(path, "not found")
     if path.is_dir():
-        return _read_dicom_folder(path)
+        from .dicom import read_dicom_folder  # it builds on this module
+
+        return read_dicom_folder(path)
     if path.stat().st_size == 0:
         raise InputError(path, "file is empty (0 bytes)")
     if volume_stem(path) is None:
@@ -301,77 +300,6 @@ def _check_geometry(vol: Volume, path: Path) -> None:
     if np.any(vol.spacing > 20) or np.any(vol.spacing < 0.01):
         raise InputError(path, f"voxel spacing {vol.spacing.round(4).tolist()} is not in millimetres "
                                "(expected 0.01..20 mm)")
-
-
-def _read_dicom_folder(folder: Path) -> Volume:
-    try:
-        series_ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)) or ()
-    except RuntimeError as exc:
-        raise InputError(folder, f"cannot scan folder for DICOM: {_first_line(exc)}") from None
-    if not series_ids:
-        raise InputError(folder, "no DICOM series found in this folder")
-    series = {sid: sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), sid) for sid in series_ids}
-    chosen = max(series, key=lambda s: len(series[s]))
-    files = series[chosen]
-    if len(series) > 1:
-        others = ", ".join(f"{sid} ({len(series[sid])} slices)" for sid in series if sid != chosen)
-        log.warning("%s holds %d DICOM series; using %s (%d slices), ignoring %s",
-                    folder, len(series), chosen, len(files), others)
-    if len(files) < 2:
-        raise InputError(folder, f"DICOM series {chosen} has only {len(files)} slice(s); a head volume needs many")
-    _check_slice_positions(folder, files, {os.path.realpath(f) for fs in series.values() for f in fs})
-    reader = sitk.ImageSeriesReader()
-    reader.SetFileNames(files)
-    try:
-        image = reader.Execute()
-    except RuntimeError as exc:
-        raise InputError(folder, f"cannot read DICOM series {chosen} (truncated or corrupt slice?): "
-                                 f"{_first_line(exc)}") from None
-    info = {"format": "dicom", "series_uid": chosen, "n_slices": len(files), "n_series_in_folder": len(series)}
-    vol = Volume.from_sitk(image, str(folder), info)
-    _check_geometry(vol, folder)
-    return vol
-
-
-def _unreadable_dicom(folder: Path, in_series: set[str]) -> list[Path]:
-    """Files of ``folder`` that start like DICOM but belong to no series GDCM could read
-    (a truncated or corrupt slice is dropped from its series, leaving a gap)."""
-    return sorted(p for p in folder.iterdir() if p.is_file() and os.path.realpath(p) not in in_series
-                  and p.name.upper() != "DICOMDIR" and _looks_like_dicom(p))
-
-
-def _check_slice_positions(folder: Path, files: tuple[str, ...], in_series: set[str] = frozenset()) -> None:
-    """Refuse series with a missing slice or uneven spacing (ITK would silently resample them);
-    name the file when the gap is a slice that cannot be read."""
-    positions, normal = [], None
-    reader = sitk.ImageFileReader()
-    for f in files:
-        reader.SetFileName(f)
-        try:
-            reader.ReadImageInformation()
-            pos = [float(v) for v in reader.GetMetaData("0020|0032").split("\\")]
-            if normal is None:
-                o = [float(v) for v in reader.GetMetaData("0020|0037").split("\\")]
-                normal = np.cross(o[:3], o[3:])
-        except RuntimeError:
-            raise InputError(f, "DICOM slice lacks its position/orientation (0020,0032/0037) or is corrupt") from None
-        positions.append(float(np.dot(pos, normal)))
-    z = np.sort(np.array(positions))
-    gaps = np.diff(z)
-    if np.any(gaps < 1e-6):
-        raise InputError(folder, "DICOM series has two slices at the same position (duplicates or mixed series)")
-    median = float(np.median(gaps))
-    bad = np.nonzero(np.abs(gaps - median) > _SLICE_SPACING_TOLERANCE * median)[0]
-    if bad.size:
-        i = int(bad[0])
-        unread = _unreadable_dicom(folder, in_series)
-        if unread:
-            raise InputError(unread[0], f"DICOM slice is truncated or corrupt: it cannot be read, which leaves a gap "
-                                        f"in the series ({len(unread)} such file(s) in {folder})")
-        what = ("a missing slice" if gaps[i] > 1.5 * median else "uneven slice spacing")
-        raise InputError(folder, f"DICOM series has {what}: slices at {z[i]:.2f} and {z[i + 1]:.2f} mm are "
-                                 f"{gaps[i]:.2f} mm apart, the series' spacing is {median:.2f} mm "
-                                 f"({bad.size} irregular gap(s))")
 
 
 def write_volume(vol: Volume, path: str | os.PathLike) -> Path:

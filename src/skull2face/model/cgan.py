@@ -221,7 +221,8 @@ def train_step(
     batch : dict
         ``batch["paired"]`` (required): ``x`` (B, 2, R, R) = concat(skull, skull mask),
         ``face`` and ``face_mask`` (B, 1, R, R), ``la_px`` (B, L, 2), ``la_height`` (B, L),
-        ``la_valid`` (B, L). Optional ``batch["unpaired-skull"]`` (``x`` and ``la_*``) and
+        ``la_valid`` (B, L); optional ``face_weight`` (B, 1, R, R) in [0, 1], how much each
+        face pixel counts in L1 and in the silhouette's loss (default 1). Optional ``batch["unpaired-skull"]`` (``x`` and ``la_*``) and
         ``batch["unpaired-face"]`` (``face``). float32 maps, normalised units. In residual
         mode the skull kinds also carry ``fill`` (B, 1, R, R), their filled skull heights in mm.
     alpha : float in [0, 1]
@@ -284,8 +285,11 @@ def train_step(
     g_adv = gan_loss(nets.d_mod(torch.cat([x, fake], 1)), True, mode)
     if nets.df_mod is not None:
         g_adv = g_adv + gan_loss(nets.df_mod(fake), True, mode)
-    l1 = masked_l1(out.face[:n_p], paired["face"], paired["face_mask"])
-    bce = F.binary_cross_entropy_with_logits(out.mask_logit[:n_p], paired["face_mask"])
+    # a pixel counts as much as its weight (0 where the head's region is not trusted)
+    weight = paired.get("face_weight")
+    l1 = masked_l1(out.face[:n_p], paired["face"],
+                   paired["face_mask"] if weight is None else paired["face_mask"] * weight)
+    bce = F.binary_cross_entropy_with_logits(out.mask_logit[:n_p], paired["face_mask"], weight=weight)
     la = torch.zeros((), device=x.device)
     groups = ([paired] if config.la_on_paired else []) + ([uskull] if uskull is not None else [])
     if groups and paired["la_px"].shape[1] > 0 and config.lambda2 > 0:

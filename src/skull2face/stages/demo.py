@@ -34,7 +34,10 @@ log = logging.getLogger(__name__)
 class DemoSettings:
     """Sizes of the demo run (the defaults fit in ~15 minutes on a 2-core CPU)."""
 
-    test_head: str = option("headsq", help="bundled CT held out")
+    test_head: str = option("headsq", help="CT held out, by head name (a bundled one or one of --extra-ct)")
+    extra_cts: list[str] = option(default_factory=list, flag="--extra-ct", nargs="*", metavar="CT",
+                                  help="more head CTs for the dataset besides the bundled two (files or DICOM "
+                                       "folders), e.g. ../shared/data/ct/ge_hispeed_tilted_dicom")
     n_paired: int = 60
     n_skulls: int = 20
     n_sfm: int = 30
@@ -85,10 +88,13 @@ def _demo(out: Path, settings: DemoSettings) -> dict:
     from ..report.pdf import write_pdf
     from .train import TrainSettings, train
 
-    cts = [samples.path("headsq"), samples.path("cranium")]
+    cts = [samples.path("headsq"), samples.path("cranium"), *(Path(c) for c in settings.extra_cts)]
+    for c in cts[2:]:
+        if not c.exists():
+            raise InputError(c, "--extra-ct: not found")
     test_ct = next((c for c in cts if head_name(c) == settings.test_head), None)
     if test_ct is None:
-        raise InputError(None, f"--test-head {settings.test_head} is not a bundled CT "
+        raise InputError(None, f"--test-head {settings.test_head} is not among the CTs "
                                f"({', '.join(head_name(c) for c in cts)})")
     t0 = time.perf_counter()
     timings = {}

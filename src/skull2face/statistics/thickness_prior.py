@@ -27,7 +27,6 @@ Torch-free; heights in mm; maps are (H, W) float32 with NaN off the surface.
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -225,8 +224,40 @@ def _table_nodes(landmark_sets: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, 
     return np.array(xy).reshape(-1, 2), np.array(mean), np.array(sd)
 
 
+def _weighted_stats(values: np.ndarray, wts: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Centre and spread over axis 0, 0 where no head counts.
+
+    Below `N_FOR_SPREAD` heads at a pixel: the weighted mean and SD (reliability weights, with
+    the unbiased correction n / (n - 1); SD 0 for one head). From `N_FOR_SPREAD` heads on, a
+    robust pair, since a few defective heads (a mask shell, a bite block the gate missed) sit
+    centimetres off: the weighted median and 1.4826 x the weighted median absolute deviation
+    (the SD of a normal population; Rousseeuw & Croux 1993)."""
+    total = wts.sum(axis=0)
+    safe = np.maximum(total, 1e-12)
+    mean = (wts * values).sum(axis=0) / safe
+    var = (wts * (values - mean) ** 2).sum(axis=0) / safe
+    var = var * np.where(n > 1, n / np.maximum(n - 1, 1), 0.0)
+    if len(values) >= N_FOR_SPREAD:
+        med = _weighted_median(values, wts)
+        mad = 1.4826 * _weighted_median(np.abs(values - med), wts)
+        many = n >= N_FOR_SPREAD
+        mean, var = np.where(many, med, mean), np.where(many, mad ** 2, var)
+    return np.where(n > 0, mean, 0.0), np.sqrt(var)
+
+
+def _weighted_median(values: np.ndarray, wts: np.ndarray) -> np.ndarray:
+    """Per-pixel weighted median over axis 0 (the lowest value whose cumulative weight reaches
+    half the total); values of weight 0 do not count."""
+    order = np.argsort(np.where(wts > 0, values, np.inf), axis=0)
+    v = np.take_along_axis(values, order, axis=0)
+    c = np.cumsum(np.take_along_axis(wts, order, axis=0), axis=0)
+    first = np.argmax(c >= 0.5 * c[-1:], axis=0)
+    return np.take_along_axis(v, first[None], axis=0)[0]
+
+
 def build_prior(heads: Sequence[tuple[str, np.ndarray, np.ndarray, Any]], spec: Any,
-                table: str = "Hona & Stephan 2024 (data/tissue/fstt_hona_stephan_2024.csv)") -> ThicknessPrior:
+                table: str = "Hona & Stephan 2024 (data/tissue/fstt_hona_stephan_2024.csv)",
+                weights: Sequence[Any] | None = None) -> ThicknessPrior:
     """Measure the prior on real paired heads.
 
     Parameters
@@ -240,6 +271,10 @@ def build_prior(heads: Sequence[tuple[str, np.ndarray, np.ndarray, Any]], spec: 
         The maps' grid (size, mm_per_px, centre).
     table : str
         Provenance of the published values.
+    weights : sequence of float or numpy.ndarray (H, W), optional
+        Per head, how much its thickness counts, in [0, 1]: a constant (a coarse head at low
+        weight) or a per-pixel map (0 where its region cannot be trusted: a bite block, a
+        face out of the field of view). A pixel of weight 0 is not measured. Default: 1.
 
     Returns
     -------
@@ -249,12 +284,13 @@ def build_prior(heads: Sequence[tuple[str, np.ndarray, np.ndarray, Any]], spec: 
     s = float(spec.mm_per_px)
     maps = [measure(sk, fa, s) for _, sk, fa, _ in heads]
     stack = np.stack(maps) if maps else np.full((0, h, w), np.nan, np.float32)
-    n = np.isfinite(stack).sum(axis=0).astype(np.int16)
-    with np.errstate(invalid="ignore"), warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN pixels: no head there
-        head_mean = np.nanmean(stack, axis=0) if maps else np.zeros((h, w))
-        between = np.nanstd(stack, axis=0, ddof=1) if len(maps) > 1 else np.zeros((h, w))
-    between = np.where(n > 1, np.nan_to_num(between), 0.0)
+    wts = np.ones_like(stack, dtype=np.float64)
+    for i, wt in enumerate(weights if weights is not None else ()):
+        wts[i] = np.broadcast_to(np.clip(np.asarray(wt, np.float64), 0.0, 1.0), (h, w))
+    wts = np.where(np.isfinite(stack) & (wts > 0), wts, 0.0)
+    stack = np.where(wts > 0, stack, 0.0)
+    n = (wts > 0).sum(axis=0).astype(np.int16)
+    head_mean, between = _weighted_stats(stack, wts, n)
     x, y = spec.xy_grid()
     xy_nodes, t_mean, t_sd = _table_nodes([lm for *_, lm in heads])
     if len(t_mean):

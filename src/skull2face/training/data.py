@@ -194,7 +194,8 @@ def stage_tensors(train: dict[str, np.ndarray], group_index: dict[str, np.ndarra
     -------
     dict of kind to dict of str to torch.Tensor
         The kinds present; skull kinds hold ``x`` (N, 2, res, res), ``la_px``, ``la_height``,
-        ``la_valid`` (and ``fill``), face kinds ``face`` and ``face_mask`` (N, 1, res, res).
+        ``la_valid`` (and ``fill``), face kinds ``face``, ``face_mask`` and ``face_weight``
+        (N, 1, res, res).
     """
     arr = downsample_arrays(train, res)
     out: dict[str, dict[str, torch.Tensor]] = {}
@@ -214,6 +215,7 @@ def stage_tensors(train: dict[str, np.ndarray], group_index: dict[str, np.ndarra
         if g != "unpaired-skull":
             t["face"] = torch.from_numpy(a["face"])
             t["face_mask"] = torch.from_numpy(a["face_mask"])
+            t["face_weight"] = torch.from_numpy(a["face_weight"])
         out[g] = {key: v.to(device) for key, v in t.items()}
     return out
 
