@@ -26,6 +26,7 @@ from skimage import measure
 from ..errors import InputError
 from ..options import check_options, option
 from ..io.volumes import Volume
+from . import fastmesh, voxelops
 from . import metal as metal_
 
 log = logging.getLogger(__name__)
@@ -116,12 +117,8 @@ def default_thresholds(vol: Volume, settings: SurfaceSettings) -> tuple[float, f
 
 
 def _largest_component(mask: np.ndarray, structure=_CROSS) -> tuple[np.ndarray, int]:
-    labels, n = ndimage.label(mask, structure=structure)
-    if n == 0:
-        return mask, 0
-    sizes = np.bincount(labels.ravel())
-    sizes[0] = 0
-    return labels == int(np.argmax(sizes)), int(sizes.max())
+    # labelled in slabs on all cores; the same component as ndimage.label + argmax of the sizes
+    return voxelops.largest_component(mask, structure)
 
 
 def _axis_along(vol: Volume, lps_axis: int) -> int:
@@ -134,26 +131,12 @@ def _fill_holes(mask: np.ndarray, axis: int | None = None) -> np.ndarray:
 
     Background components that do not touch the border are holes. Labelling them once is
     much faster than scipy's ``binary_fill_holes`` (iterated dilation) on big volumes, and a
-    structure with no links across ``axis`` labels every slice in the same single pass.
+    structure with no links across ``axis`` labels every slice in the same single pass (chunks
+    of slices in parallel threads).
     """
-    structure = _CROSS.copy()
-    if axis is not None:
-        # no links across slices: every slice is labelled on its own
-        idx = [1, 1, 1]
-        for end in (0, 2):
-            idx[axis] = end
-            structure[tuple(idx)] = False
-    labels, _ = ndimage.label(~mask, structure=structure)
-    border = np.zeros_like(mask)
-    for ax in range(3):
-        if ax == axis:
-            continue
-        sl = [slice(None)] * 3
-        for end in (0, -1):
-            sl[ax] = end
-            border[tuple(sl)] = True
-    outside = np.unique(labels[border & (labels > 0)])
-    return mask | ~np.isin(labels, outside) & (labels > 0)
+    if axis is None:
+        return voxelops.fill_holes(mask)
+    return voxelops.fill_slice_holes(mask, axis)
 
 
 def _bbox(mask: np.ndarray, margin: int) -> tuple[slice, ...]:
@@ -168,9 +151,10 @@ def _isosurface(vol: Volume, field_: np.ndarray, level: float, offset: tuple[int
     padded = np.pad(field_, 1, constant_values=low)  # closes surfaces cut by the volume's edges
     verts, faces, _, _ = measure.marching_cubes(padded, level=level, allow_degenerate=False)
     ijk = verts - 1.0 + np.asarray(offset, dtype=np.float64)
-    mesh = trimesh.Trimesh(vol.to_lps(ijk), faces[:, ::-1], process=True)
+    # = trimesh.Trimesh(..., process=True), faster (fastmesh: same vertices and faces)
+    mesh = fastmesh.processed_mesh(vol.to_lps(ijk), faces[:, ::-1])
     # the index->LPS map may mirror (det(direction) < 0), which flips the winding
-    if mesh.is_watertight and mesh.volume < 0:
+    if fastmesh.measures(mesh)[1] < 0 and fastmesh.is_watertight(mesh):
         mesh.invert()
     return mesh
 
@@ -188,14 +172,19 @@ def _finish(mesh: trimesh.Trimesh, settings: SurfaceSettings) -> trimesh.Trimesh
 
 
 def _mesh_record(mesh: trimesh.Trimesh) -> dict:
+    # mesh.is_watertight, .area, .volume, .bounds and .extents as trimesh computes them,
+    # without its extra work (fastmesh)
+    watertight = fastmesh.is_watertight(mesh)
+    area, volume = fastmesh.measures(mesh)
+    box, extents = fastmesh.bounds(mesh)
     return {
         "vertices": int(len(mesh.vertices)),
         "faces": int(len(mesh.faces)),
-        "watertight": bool(mesh.is_watertight),
-        "area_mm2": float(mesh.area),
-        "volume_mm3": float(mesh.volume) if mesh.is_watertight else None,
-        "bounds_lps_mm": mesh.bounds.tolist(),
-        "extents_mm": mesh.extents.tolist(),
+        "watertight": watertight,
+        "area_mm2": area,
+        "volume_mm3": volume if watertight else None,
+        "bounds_lps_mm": None if box is None else box.tolist(),
+        "extents_mm": None if extents is None else extents.tolist(),
     }
 
 
@@ -216,7 +205,7 @@ def skin_mask(vol: Volume, threshold: float, opening_voxels: int = 2) -> tuple[n
         raise InputError(vol.source, f"no soft tissue at the skin threshold {threshold:g}: only "
                                      f"{n_tissue * voxel_mm3 / 1000:.1f} mL above it (is this a head volume, "
                                      "and in the units the threshold assumes?)")
-    opened = ndimage.binary_opening(tissue, structure=_CROSS, iterations=opening_voxels) if opening_voxels else tissue
+    opened = voxelops.binary_opening(tissue, _CROSS, opening_voxels) if opening_voxels else tissue
     core, core_n = _largest_component(opened)
     if core_n == 0:  # the opening ate everything: a thin object; fall back to the raw mask
         core, core_n = _largest_component(tissue)
@@ -225,14 +214,16 @@ def skin_mask(vol: Volume, threshold: float, opening_voxels: int = 2) -> tuple[n
     tissue_c = tissue[box]
     # give back the detail the opening shaved off the head (ears, nose tip) but not the
     # holder, which the opening cut at a thin contact further away than this
-    head = tissue_c & ndimage.binary_dilation(core[box], structure=_CROSS, iterations=opening_voxels + 1)
+    head = tissue_c & voxelops.binary_dilation(core[box], _CROSS, opening_voxels + 1)
     head, head_n = _largest_component(head)
-    filled = _fill_holes(head)
-    # airway, sinuses and ear canals open to the outside through nose, mouth and ears, so a
-    # 3D fill misses them; in axial, coronal or sagittal slices they are enclosed
+    # fill what the head encloses. Airway, sinuses and ear canals open to the outside through
+    # nose, mouth and ears, so a 3D fill misses them; in axial, coronal or sagittal slices they
+    # are enclosed. No 3D fill is needed before or after: a 3D hole is a hole in every slice
+    # through it (its slice pieces cannot reach a slice edge without it reaching a face), so the
+    # first slice fill fills it anyway, and after the last one none is left.
+    filled = head
     for lps_axis in (2, 1, 0):
         filled = _fill_holes(filled, axis=_axis_along(vol, lps_axis))
-    filled = _fill_holes(filled)
     full = np.zeros(vol.shape, dtype=bool)
     full[box] = filled
     filled = full
@@ -260,13 +251,14 @@ def bone_mask(vol: Volume, threshold: float, inside: np.ndarray | None,
     box = _bbox(inside, margin=3) if inside is not None else (slice(None),) * 3
     bone = vol.voxels[box] > threshold
     if inside is not None:
-        bone &= ndimage.binary_dilation(inside[box], structure=_CROSS, iterations=2)
-    labels, n = ndimage.label(bone, structure=_FULL)
+        bone &= voxelops.binary_dilation(inside[box], _CROSS, 2)
+    comps = voxelops.Components(bone, _FULL)  # as ndimage.label, in slabs on all cores
+    n = comps.n
     voxel_mm3 = float(np.prod(vol.spacing))
     if n == 0:
         raise InputError(vol.source, f"no bone at the bone threshold {threshold:g} (is this a CT, and in the "
                                      "units the threshold assumes? MR heads need --skin-only)")
-    sizes = np.bincount(labels.ravel()).astype(np.float64) * voxel_mm3
+    sizes = comps.sizes.astype(np.float64) * voxel_mm3
     sizes[0] = 0
     largest = float(sizes.max())
     if largest < 20_000:  # 20 mL: a cranium holds several hundred
@@ -274,7 +266,7 @@ def bone_mask(vol: Volume, threshold: float, inside: np.ndarray | None,
                                      f"{largest / 1000:.1f} mL (expected hundreds of mL)")
     kept_ids = np.nonzero(sizes >= max(min_fraction * largest, min_mm3))[0]
     keep = np.zeros(vol.shape, dtype=bool)
-    keep[box] = np.isin(labels, kept_ids)
+    keep[box] = comps.select(kept_ids)
     dropped = np.sort(sizes[1:][~np.isin(np.arange(1, n + 1), kept_ids)])[::-1]
     record = {
         "components_found": int(n),
