@@ -303,7 +303,7 @@ def skull_implausible(skull_h: Mapping) -> str | None:
         if "N" in skull_h and other in skull_h:
             d = float(np.linalg.norm(np.asarray(skull_h[other]) - np.asarray(skull_h["N"])))
             if not lo <= d <= hi:
-                return f"skull landmarks implausible: {what} is {d:.0f} mm (expected {lo:g}-{hi:g})"
+                return f"skull landmarks implausible: {what} is {d:.1f} mm (expected {lo:g}-{hi:g})"
     return None
 
 
