@@ -93,10 +93,8 @@ def downsample_arrays(arrays: Mapping[str, np.ndarray], size: int | tuple[int, i
             continue
         out[part], out[f"{part}_mask"] = downsample_map(arrays[part], arrays[f"{part}_mask"], factor, k)
     if "face_weight" in arrays:  # a block counts as much as its pixels on average
-        wt = arrays["face_weight"].astype(np.float64)
-        *lead, hh, ww = wt.shape
-        out["face_weight"] = wt.reshape(*lead, hh // factor[0], factor[0], ww // factor[1], factor[1]
-                                        ).mean(axis=(-3, -1)).astype(np.float32)
+        wt = arrays["face_weight"]
+        out["face_weight"] = block_mean(wt, np.ones(wt.shape, bool), factor)[0].astype(np.float32)
     # In float64, then back to the positions' dtype (float32): one rounding.
     out["la_px"] = codec.rescale_px(arrays["la_px"].astype(np.float64), h, th).astype(arrays["la_px"].dtype)
     out["size"] = np.array([th, tw], np.int64)

@@ -203,20 +203,12 @@ def _spec(settings: dict, frame: np.ndarray, sha: dict) -> RenderSpec:
                       source_sha256=sha)
 
 
-def _prior_weight(out: Path, files: dict, head_weight: float):
-    """A real pair's weight in the thickness prior: its weight map (if any) times its head's weight."""
-    if "weight" not in files:
-        return head_weight
-    with np.load(out / files["weight"]) as d:
-        return head_weight * np.asarray(d["weight"], np.float64)
-
-
 def _write_sample(out: Path, sid: str, spec: RenderSpec, skull=None, skin=None,
                   skull_lms: dict | None = None, skin_lms: dict | None = None, maps: dict | None = None,
                   quality: dict | None = None) -> dict:
     """Render and save a sample's maps and head-frame landmarks; ``maps`` (optional) receives
     the rendered DepthMaps by surface name. A paired sample of a gated head (``quality``) also
-    gets its validity weight map (`skull2face.dataset.weights`)."""
+    gets its validity weight map (`skull2face.dataset.weights`; also ``maps["weight"]``)."""
     files = {}
     for surface, mesh, lms in (("skull", skull, skull_lms), ("face", skin, skin_lms)):
         if mesh is None:
@@ -234,8 +226,11 @@ def _write_sample(out: Path, sid: str, spec: RenderSpec, skull=None, skin=None,
             files[f"{surface}_landmarks"] = f"landmarks/{sid}_{surface}.json"
         if surface == "face" and quality is not None and skull_lms:
             pts, _ = region_landmarks(head_points(spec.frame, skull_lms), head_points(spec.frame, lms or {}))
-            save_weight(out / "maps" / f"{sid}_weight.npz", weight_map(spec, dm.height, pts, quality))
+            wmap = weight_map(spec, dm.height, pts, quality)
+            save_weight(out / "maps" / f"{sid}_weight.npz", wmap)
             files["weight"] = f"maps/{sid}_weight.npz"
+            if maps is not None:
+                maps["weight"] = wmap
     return files
 
 
@@ -343,10 +338,9 @@ def build_dataset(ct_paths: list[str | os.PathLike], out_dir: str | os.PathLike,
     t = time.perf_counter()
     # each training head counts by its weight map (0 where its gate excluded a region) and its head weight
     train_names = [n for n in real_maps if n not in settings.test_heads]
-    real_files = {r["source_head"]: r["files"] for r in samples_}
     prior = training_prior([(n, real_maps[n]["skull"], real_maps[n]["face"], heads[n]["skull_landmarks"].points)
                             for n in train_names], _spec(s, np.eye(4), {}),
-                           weights=[_prior_weight(out, real_files[n], head_weight_of(n, settings.head_weights))
+                           weights=[head_weight_of(n, settings.head_weights) * real_maps[n].get("weight", 1.0)
                                     for n in train_names])
     prior.save(out / PRIOR_FILE)
     for rec in samples_:

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..geometry.metal import METAL_HU as METAL_THRESHOLD_HU
+from ..geometry.metal import METAL_HU
 from ..evaluation.region import SUBREGIONS
 
 #: Regions a head is judged on, in order: the vault, then the face's scored sub-regions.
@@ -40,9 +40,8 @@ SKIN_HU = -300.0
 AIR_HU = -800.0
 #: An object (mask sheet, frame, bite block) in front of the face: anything denser than this.
 OBJECT_HU = -500.0
-#: Metal (HU): the one threshold of `skull2face.geometry.metal` (its rationale is there); the
-#: same 2500 HU cases.csv's grader counted with.
-METAL_HU = METAL_THRESHOLD_HU
+# Metal (HU): `METAL_HU`, the one threshold of `skull2face.geometry.metal` (its rationale is
+# there); the same 2500 HU cases.csv's grader counted with.
 #: Dental metal that streaks the lips and chin: at least this volume (mm^3) above `METAL_HU`.
 #: A single filling is ~0.1 cm^3 but its streaks and partial volume at 4-5 mm voxels reach
 #: ~1-2 cm^3 above 2500 HU; 2.5 cm^3 (~38 voxels of 4.69 x 4.69 x 3 mm) keeps scattered
