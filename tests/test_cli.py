@@ -17,6 +17,16 @@ def test_help_lists_stages(capsys):
     assert "extract" in capsys.readouterr().out
 
 
+def test_bad_extra_ct_and_head_weight_are_one_line(tmp_path, capsys):
+    """demo --extra-ct naming no file, and a malformed --head-weight: one line, exit status 2."""
+    rc = main(["demo", "--out", str(tmp_path / "d"), "--extra-ct", str(tmp_path / "nope.nii.gz")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "nope.nii.gz: --extra-ct: not found" in err and "Traceback" not in err
+    rc = main(["dataset", "build", "--out", str(tmp_path / "ds"), "--head-weight", "pt_*=2"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "--head-weight 'pt_*=2': expected PATTERN=W" in err and "Traceback" not in err
+
+
 def test_python_m_works():
     r = subprocess.run([sys.executable, "-m", "skull2face", "--version"], capture_output=True, text=True)
     assert r.returncode == 0 and "skull2face" in r.stdout
