@@ -1,6 +1,7 @@
 """Face methods: tissue depth on a synthetic skull and on a real CT, mean face, nearest skull,
 the registry of methods, outward normals and pit bridging."""
 
+import json
 import subprocess
 import sys
 
@@ -14,7 +15,8 @@ from skull2face.methods import registry
 from skull2face.methods.mean_face import mean_face, mean_face_for
 from skull2face.methods.nearest_skull import nearest_skull_face, skull_distance
 from skull2face.methods.nose import NoseRule
-from skull2face.methods.registry import predict_face_map
+from skull2face.methods.registry import run_method
+from skull2face.methods.result import MethodResult
 from skull2face.methods.tissue_depth import (
     JAW_MARGIN_MM,
     below_jaw,
@@ -237,7 +239,6 @@ def test_nearest_skull_picks_the_pair_with_the_same_skull():
     info = {}
     face = nearest_skull_face(target, pairs, info=info)
     assert info["index"] == 1 and info["distance_mm"] == 0.0
-    assert face.info is info  # the record also travels on the returned map
     assert len(info["distances_mm"]) == 3 and min(info["distances_mm"]) == info["distances_mm"][1]
     assert face.spec is target_spec
     np.testing.assert_array_equal(face.height, pairs[1][1].height)
@@ -247,28 +248,29 @@ def test_nearest_skull_picks_the_pair_with_the_same_skull():
         nearest_skull_face(target, [])
 
 
-def test_predict_face_map_dispatches_every_method(sphere_skull):
+def test_run_method_dispatches_every_method(sphere_skull):
     assert set(registry.baseline_names()) == {"tissue-depth", "mean-face", "nearest-skull", "envelope", "face-model"}
     skull, landmarks, spec = sphere_skull
     skull_map = render(skull, spec)
     pair_face = _blob(spec, 0.0, 0.0, 60.0, 20.0)
     pairs = [(skull_map, pair_face)]
     for method in registry.baseline_names():
-        info = {}
-        out = predict_face_map(method, skull_map=skull_map, skull_mesh=skull, skull_landmarks=landmarks,
-                                  train_pairs=pairs, info=info)
-        assert out.spec is spec, method
-        assert out.mask.any() and info["method"] == method
-    out = predict_face_map("mean-face", spec=spec, mean_map=pair_face)
+        res = run_method(method, skull_map=skull_map, skull_mesh=skull, skull_landmarks=landmarks, train_pairs=pairs)
+        assert isinstance(res, MethodResult) and res.face_map.spec is spec, method
+        assert res.face_map.mask.any() and res.record["method"] == method
+        json.dumps(res.record)  # JSON-ready: nothing hidden in the record
+        # only face-model has a whole head; the others' mesh is their map's
+        assert (res.head is not None) == (method == "face-model"), method
+    out = run_method("mean-face", spec=spec, mean_map=pair_face).face_map
     np.testing.assert_array_equal(out.height, pair_face.height)
-    with pytest.raises(ValueError, match="unknown baseline"):
-        predict_face_map("sculpture", skull_map=skull_map)
+    with pytest.raises(ValueError, match="unknown method"):
+        run_method("sculpture", skull_map=skull_map)
     with pytest.raises(ValueError, match="skull_mesh"):
-        predict_face_map("tissue-depth", skull_map=skull_map)
+        run_method("tissue-depth", skull_map=skull_map)
     with pytest.raises(ValueError, match="train_pairs"):
-        predict_face_map("nearest-skull", skull_map=skull_map)
+        run_method("nearest-skull", skull_map=skull_map)
     with pytest.raises(ValueError, match="mean_map"):
-        predict_face_map("mean-face", skull_map=skull_map)
+        run_method("mean-face", skull_map=skull_map)
 
 
 @pytest.fixture(scope="module")
@@ -340,22 +342,11 @@ def test_registry_lists_every_method_once_and_imports_light():
     assert out.stdout.strip() == "[]"
 
 
-def test_predict_face_map_runs_the_generator_it_is_given(sphere_skull):
-    skull, _, spec = sphere_skull
+def test_skull2face_needs_a_loaded_model(sphere_skull):
+    skull, landmarks, spec = sphere_skull
     skull_map = render(skull, spec)
-    face = _blob(spec, 0.0, 0.0, 60.0, 20.0)
-    seen = []
-
-    def generator(m):
-        seen.append(m)
-        return DepthMap(face.height.copy(), face.mask.copy(), m.spec)
-
-    info = {}
-    out = predict_face_map("skull2face", skull_map=skull_map, generator=generator, info=info)
-    assert seen == [skull_map] and out.spec is spec and info == {"method": "skull2face"}
-    np.testing.assert_array_equal(out.height, face.height)
-    with pytest.raises(ValueError, match="generator"):
-        predict_face_map("skull2face", skull_map=skull_map)
+    with pytest.raises(ValueError, match="model"):
+        run_method("skull2face", skull_map=skull_map, skull_mesh=skull, skull_landmarks=landmarks)
 
 
 def test_outward_normals_at_points_are_the_smoothed_vertex_normals(sphere_skull):

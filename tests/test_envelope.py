@@ -44,8 +44,9 @@ def test_face_map_lies_at_least_the_radius_in_front_of_the_bone(real_ct_surfaces
     _, surf = real_ct_surfaces["headsq"]
     lms = detect_landmarks(surf.skull, "skull", lps_frame(surf.skull))
     spec = RenderSpec(size=(128, 128), mm_per_px=2.0, frame=head_frame(lms.points, "skull").matrix)
-    info = {}
-    face = registry.predict_face_map("envelope", spec=spec, skull_mesh=surf.skull, info=info)
+    result = registry.run_method("envelope", spec=spec, skull_mesh=surf.skull)
+    face, info = result.face_map, result.record
+    assert result.head is None
     skull = render(surf.skull, spec)
     both = face.mask & skull.mask
     assert both.sum() > 1000 and info["radius_mm"] == 6.0 and info["method"] == "envelope"

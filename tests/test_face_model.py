@@ -88,9 +88,12 @@ def test_fitted_face_on_the_real_cts(real_ct_surfaces, head):
     lms = detect_landmarks(surf.skull, "skull", lps_frame(surf.skull))
     spec = RenderSpec(size=(128, 128), mm_per_px=2.0, frame=head_frame(lms.points, "skull").matrix,
                       centre=(0.0, -40.0))
-    info = {}
-    face = registry.predict_face_map("face-model", spec=spec, skull_mesh=surf.skull, skull_landmarks=lms.points,
-                                     info=info)
+    result = registry.run_method("face-model", spec=spec, skull_mesh=surf.skull, skull_landmarks=lms.points)
+    face, info = result.face_map, result.record
+    # the whole fitted head comes back beside its map: the head model's surface, whose only
+    # opening is at the neck (one boundary loop)
+    assert result.head is not None and result.face_mesh() is result.head
+    assert len(result.head.outline().entities) == 1
     skull = render(surf.skull, spec)
     both = face.mask & skull.mask
     assert both.sum() > 1500 and info["method"] == "face-model" and info["dense"] == "map"

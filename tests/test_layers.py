@@ -34,7 +34,10 @@ SIDEWAYS = {("skull2face.training", "skull2face.dataset.reader"), ("skull2face.m
             ("skull2face.stages.demo", "skull2face.stages"),
             # the dataset's quality gate and weight maps use the face's sub-region boxes and names
             ("skull2face.dataset.quality", "skull2face.evaluation.region"),
-            ("skull2face.dataset.weights", "skull2face.evaluation.region")}
+            ("skull2face.dataset.weights", "skull2face.evaluation.region"),
+            # the skull2face correction's trust is per face region, labelled as the weight maps label it
+            ("skull2face.methods.correction", "skull2face.dataset.quality"),
+            ("skull2face.methods.correction", "skull2face.dataset.weights")}
 
 
 def _module(path: Path) -> str:

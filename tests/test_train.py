@@ -479,7 +479,7 @@ def test_untrained_residual_generator_adds_tissue():
     """An untrained residual generator predicts the filled skull + init_thickness_mm, in mm."""
     from skull2face.geometry.codec import residual_face
     from skull2face.model import GanConfig, build_nets
-    from skull2face.stages.predict import generator_face
+    from skull2face.methods.cgan import generator_face
 
     settings = tiny(init_thickness_mm=8.0, tissue_offset_mm=0.0, thickness_min_mm=0.0)
     nets = build_nets(GanConfig.from_settings(settings), torch.device("cpu"))
@@ -563,7 +563,7 @@ def test_fit_base_generator_starts_at_the_fit_and_trains(dataset, tmp_path):
     untrained one returns the fit itself (correction 0 +- the random init), in training's decode
     and in predict's alike; a dataset without fitted-face maps is refused in one line."""
     from skull2face.model import GanConfig, build_nets
-    from skull2face.stages.predict import generator_face
+    from skull2face.methods.cgan import generator_face
 
     settings = tiny(base="fit")
     nets = build_nets(GanConfig.from_settings(settings), torch.device("cpu"))

@@ -150,14 +150,25 @@ COMMANDS: tuple[Command, ...] = (
             "unpaired skulls with the anthropological loss, unpaired faces for a face discriminator. Writes "
             "metrics.jsonl, loss.png, train.json, last.pt, best.pt. Distributed: "
             "torchrun --nproc_per_node=N -m skull2face train ..."),
-    Command("export", "a training run -> one model file (generator + baseline references)",
-            _S + "predict:make_bundle", None,
+    Command("calibrate", "one leave-one-head-out fold: how far a run's correction is right on its held-out heads",
+            _S + "export:calibrate_run", None,
+            (Arg("run", "run_dir", "training run folder"),
+             Arg("--data", "data_dir", "the dataset the run trained on (its real test heads are scored)",
+                 required=True)),
+            _S + "export:echo_calibration",
+            "Run the generator on each real held-out head of the dataset and measure, per face region, how far its "
+            "correction moves the face-model fit towards the true skin. Writes RUN/calibration.json, which "
+            "`skull2face export --folds` turns into the model file's trusted share of the correction."),
+    Command("export", "a training run -> one model file (generator, references, trusted correction per region)",
+            _S + "export:make_bundle", _S + "export:ExportSettings",
             (Arg("run", "run_dir", "training run folder"),
              Arg("--data", "data_dir", "the dataset the run trained on", required=True),
              Arg("--out", "path", "model file to write", required=True, metavar="MODEL.pt")),
-            _S + "predict:echo_bundle",
+            _S + "export:echo_bundle",
             "Write the run's best generator with the mean training face and reference training pairs (for "
-            "--method mean-face / nearest-skull) into one file that `predict --model` reads."),
+            "--method mean-face / nearest-skull), the dataset's thickness prior, and the correction's trusted share "
+            "per face region chosen on the --folds files (none given: the correction is not applied) into one "
+            "file that `predict --model` reads."),
     Command("predict", "skull mesh or head CT -> face mesh (PLY/STL/OBJ, input coordinates)",
             _S + "predict:predict", _S + "predict:PredictSettings",
             (Arg("input", "input_path", "skull mesh (PLY/OBJ/STL/OFF/GLB) or head CT (DICOM folder, NIfTI, NRRD, "

@@ -12,7 +12,7 @@ parts are left unchanged) and one nearest-pixel extension (`extend_nearest`):
     along the bone's normal (a grey-scale dilation with a ball: about that thickness where the
     bone faces the viewer, much more where it turns away, and a little wider than the bone).
     Training (residual mode of `skull2face.stages.train`) and prediction
-    (`skull2face.stages.predict.generator_face`) call it the same way, on the skull map at the
+    (`skull2face.methods.cgan.generator_face`) call it the same way, on the skull map at the
     generator's resolution.
 `bridge_pits`
     Smooth bridges over holes and pits deeper than a threshold below the closing (biharmonic

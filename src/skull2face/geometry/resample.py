@@ -1,7 +1,7 @@
 """A depth map at a coarser resolution: block means over the valid pixels.
 
 One rule serves the training data (`skull2face.dataset.reader.downsample_map`, on linear
-depth) and the reference maps stored in a model bundle (`skull2face.stages.predict.make_bundle`,
+depth) and the reference maps stored in a model bundle (`skull2face.stages.export.make_bundle`,
 on heights in mm): a block is valid when more than half of its pixels are (so a silhouette
 neither grows nor shrinks on average), and its value is the mean of its valid pixels.
 """
@@ -46,3 +46,26 @@ def block_mean(values: Any, valid: Any, factor: tuple[int, int]) -> tuple[np.nda
     count = m.sum(axis=(-3, -1))
     mean = np.where(m, v, 0.0).sum(axis=(-3, -1)) / np.maximum(count, 1)
     return mean, count > fh * fw / 2
+
+
+def block_mean_mm(height: Any, res: int) -> np.ndarray:
+    """A height map at ``res`` x ``res``: each block's mean where more than half of it is valid.
+
+    Parameters
+    ----------
+    height : array_like, shape (H, W), float, mm, NaN off the surface
+        H and W multiples of ``res``.
+    res : int
+
+    Returns
+    -------
+    numpy.ndarray, shape (res, res), float32, NaN where a block is not valid
+    """
+    height = np.asarray(height)
+    h, w = height.shape
+    if h % res or w % res:
+        raise ValueError(f"map size {(h, w)} is not a multiple of {res}")
+    if h == w == res:
+        return height.astype(np.float32)
+    mean, valid = block_mean(height, np.isfinite(height), (h // res, w // res))
+    return np.where(valid, mean, np.nan).astype(np.float32)

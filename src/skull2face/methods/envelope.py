@@ -25,8 +25,8 @@ import numpy as np
 import trimesh
 from scipy import ndimage
 
-ENVELOPE_RADIUS_MM = 6.0
-"""Default thickness: about the published means at glabella, nasion and the vault (Hona & Stephan 2024)."""
+from ..statistics.skull_fit import ENVELOPE_RADIUS_MM  # the one 6 mm: glabella, nasion, vault (Hona & Stephan 2024)
+
 VOXEL_MM = 1.0
 """Grid spacing of the distance field, mm."""
 

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..geometry.depthmap import DepthMap, RenderSpec
-from .references import resample_to, with_info
+from .references import resample_to
 
 
 def mean_face(train_face_maps: Sequence[DepthMap], min_fraction: float = 0.5) -> DepthMap:
@@ -70,12 +70,11 @@ def mean_face_for(spec: RenderSpec, mean_map: DepthMap, info: dict | None = None
     Returns
     -------
     DepthMap
-        With ``spec`` as its spec (resampled if its grid differs, see `resample_to`), and the
-        record as its extra attribute ``info``.
+        With ``spec`` as its spec (resampled if its grid differs, see `resample_to`).
     """
     record = {} if info is None else info
     record.update({"method": "mean-face", "valid_px": int(mean_map.mask.sum())})
-    return with_info(resample_to(mean_map, spec), record)
+    return resample_to(mean_map, spec)
 
 
 __all__ = ["mean_face", "mean_face_for"]

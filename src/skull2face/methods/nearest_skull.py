@@ -11,7 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from ..geometry.depthmap import DepthMap
-from .references import resample_to, with_info
+from .references import resample_to
 
 
 def skull_distance(a: DepthMap, b: DepthMap, mismatch_mm: float = 10.0) -> float:
@@ -63,8 +63,7 @@ def nearest_skull_face(skull_map: DepthMap, train_pairs: Sequence[tuple[DepthMap
     Returns
     -------
     DepthMap
-        The chosen face, with the TARGET's spec; its extra attribute ``info`` holds the record
-        (which pair, at what distance).
+        The chosen face, with the TARGET's spec (which pair, at what distance: ``info``).
 
     Raises
     ------
@@ -79,7 +78,7 @@ def nearest_skull_face(skull_map: DepthMap, train_pairs: Sequence[tuple[DepthMap
     record = {} if info is None else info
     record.update({"method": "nearest-skull", "index": best, "distance_mm": round(dists[best], 4),
                    "distances_mm": [round(d, 4) for d in dists], "mismatch_mm": mismatch_mm})
-    return with_info(resample_to(pairs[best][1], skull_map.spec), record)
+    return resample_to(pairs[best][1], skull_map.spec)
 
 
 __all__ = ["nearest_skull_face", "skull_distance"]

@@ -3,7 +3,6 @@
 The data-driven methods (`skull2face.methods.mean_face`, `skull2face.methods.nearest_skull`)
 work on the depth maps of a dataset's training pairs: `load_training_pairs` reads them and
 `resample_to` puts any head-frame map on the target skull's pixel grid and render spec.
-`with_info` attaches a method's JSON-ready record to the map it returns.
 
 Heights are float32 head-frame z in mm (NaN off the surface). Torch-free.
 """
@@ -16,15 +15,6 @@ import numpy as np
 from scipy import ndimage
 
 from ..geometry.depthmap import DepthMap, RenderSpec, load_depthmap
-
-
-def with_info(dm: DepthMap, info: dict) -> DepthMap:
-    """``dm`` with ``info`` as its extra attribute ``info`` (set in place; ``dm`` is returned).
-
-    Callers that only keep the returned map still find the method's record on it.
-    """
-    dm.info = info
-    return dm
 
 
 def resample_to(dm: DepthMap, spec: RenderSpec) -> DepthMap:
@@ -91,4 +81,4 @@ def load_training_pairs(dataset_dir: str | os.PathLike, split: str = "train",
     return pairs, ids
 
 
-__all__ = ["load_training_pairs", "resample_to", "with_info"]
+__all__ = ["load_training_pairs", "resample_to"]

@@ -32,7 +32,6 @@ from ..geometry.frame import apply
 from ..geometry.interpolate import shepard
 from ..geometry.normals import HEAD_CENTRE, NORMAL_SMOOTHING_ITERATIONS, outward_vertex_normals
 from .nose import NoseRule, add_nose, measure_aperture_width
-from .references import with_info
 
 # Inverse-distance interpolation of thickness: weight (d^2 + IDW_SOFTENING_MM^2)^(-p/2) per
 # site, p = IDW_POWER (Shepard's classic 2). The softening keeps the weight finite on the site
@@ -233,8 +232,8 @@ def tissue_depth_face(skull_mesh: trimesh.Trimesh, skull_landmarks: Any, spec: R
     Returns
     -------
     DepthMap
-        Face heights (float32 mm, head-frame z), with ``spec`` itself as its spec; its extra
-        attribute ``info`` is the record described under ``info``.
+        Face heights (float32 mm, head-frame z), with ``spec`` itself as its spec (the record
+        is written into ``info``).
 
     Raises
     ------
@@ -293,7 +292,7 @@ def tissue_depth_face(skull_mesh: trimesh.Trimesh, skull_landmarks: Any, spec: R
         "nose": {**nose_info, "rule": asdict(rule)},
     })
     face = np.asarray(face, dtype=np.float32)
-    return with_info(DepthMap(face, np.isfinite(face), spec), record)
+    return DepthMap(face, np.isfinite(face), spec)
 
 
 __all__ = [

@@ -82,7 +82,8 @@ def _demo(out: Path, settings: DemoSettings) -> dict:
     from ..dataset.build import DatasetSettings, head_name
     from .dataset import build
     from .evaluate import evaluate
-    from .predict import PredictSettings, make_bundle, predict
+    from .export import calibrate_run, make_bundle
+    from .predict import PredictSettings, predict
     from ..report.collect import context_from_dirs
     from ..report.html import find_browser, write_report
     from ..report.pdf import write_pdf
@@ -111,6 +112,9 @@ def _demo(out: Path, settings: DemoSettings) -> dict:
     ts = TrainSettings(schedule=settings.schedule, final_res=settings.final_res, batch_size=settings.batch_size,
                        seed=settings.seed)
     train(out / "dataset", out / "run", ts)
+    # the run's own fold (its held-out head is the one predicted here, so its gains are NOT put
+    # into this model file: without other folds the correction is not applied)
+    calibrate_run(out / "run", out / "dataset")
     model = make_bundle(out / "run", out / "dataset", out / "run" / "model.pt")
     timings["train_s"] = time.perf_counter() - t
 

@@ -1,13 +1,15 @@
 """Stage ``predict``: a skull (mesh or head CT) -> a face mesh in the input's own coordinates.
 
-Steps: read the input (a head CT is extracted first and its skin kept as the truth), locate
-the skull landmarks (given ones win), place the head frame, render the skull depth map, turn
-it into a face depth map with the chosen method, and mesh that map back into the input's
-coordinates. The methods are those of `skull2face.methods.registry`. The ``skull2face`` method
-runs the trained generator (a model file from ``skull2face train``; by default the small model
-bundled with the package) through `generator_face`; the methods that need reference maps of
-training heads (``mean-face``, ``nearest-skull``) take them from a dataset folder (``data``) or
-from the references stored in a model bundle (`make_bundle`).
+This stage reads the inputs, calls the method and writes files, nothing more: read the input (a
+head CT is extracted first and its skin kept as the truth), locate the skull landmarks (given
+ones win), place the head frame, render the skull depth map, run the chosen method
+(`skull2face.methods.registry.run_method`, which returns a
+`skull2face.methods.result.MethodResult`), and write its face: the whole head where the method
+has one (``face-model``; ``skull2face`` with a fit-correcting model), else the mesh of its face
+map. ``skull2face`` runs the trained generator of a model file (`load_model`; by default the
+small model bundled with the package, written by `skull2face.stages.export`); ``mean-face`` and
+``nearest-skull`` take reference maps of training heads from a dataset folder (``data``) or from
+the model file.
 
 Outputs: ``face.ply``, ``face.stl``, ``face.obj``, ``face.glb`` (glTF binary, for Blender and web
 viewers; mm, input coordinates), ``slicer/`` (a 3D Slicer bundle: skull, face, landmarks and a
@@ -24,15 +26,14 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .. import __version__, samples
 from ..errors import InputError
-from ..geometry import codec
-from ..geometry.depthmap import HEAD_MAP_CENTRE, DepthMap, RenderSpec, depth_to_mesh, render, save_depthmap
+from ..geometry.depthmap import HEAD_MAP_CENTRE, DepthMap, RenderSpec, render, save_depthmap
 from ..geometry.frame import head_frame
-from ..geometry.resample import block_mean
 from ..io.atomic import write_json
 from ..io.landmarks import read_landmarks, write_landmarks
 from ..io.meshes import MESH_SUFFIXES, load_mesh, save_mesh
@@ -42,14 +43,13 @@ from ..io.volumes import file_sha256, is_volume_path
 from ..anatomy.locate import PoseSettings, locate
 from ..methods import registry
 from ..options import check_options, nested, option
-from ..training.meta import ModelMeta
 from ..dataset.fitted import PRIOR_FILE
 from ..statistics.thickness_prior import ThicknessPrior
 
+if TYPE_CHECKING:
+    from ..methods.cgan import TrainedModel
+
 log = logging.getLogger(__name__)
-
-BUNDLE_FORMAT = "skull2face-bundle"
-
 
 @dataclass
 class PredictSettings:
@@ -65,6 +65,8 @@ class PredictSettings:
     data : str or None
         Dataset folder whose training split provides the reference maps (overrides the
         model's references).
+    correction_gain : float or None
+        ``skull2face`` only: override of the model file's per-region gains (`skull2face.methods.cgan.gains_of`).
     size, mm_per_px : int, float
         Render grid when the method has no model to dictate it (default 256 px at 1 mm).
     pose : PoseSettings
@@ -76,12 +78,18 @@ class PredictSettings:
                               "classic baseline")
     model: str | None = option(None, metavar="FILE", help="model file or run folder (default: the bundled model)")
     data: str | None = option(None, metavar="DIR", help="dataset folder for the mean-face / nearest-skull references")
+    correction_gain: float | None = option(
+        None, minimum=0.0, metavar="G",
+        help="skull2face: the share of the generator's correction applied in every face region, overriding the "
+             "gains the model file chose on leave-one-head-out folds (0: the fit unchanged; for ablations)")
     size: int = 256
     mm_per_px: float = 1.0
     pose: PoseSettings = nested(PoseSettings, title="coarse pose (before landmarks are known)")
 
     def __post_init__(self) -> None:
         check_options(self)
+        if self.correction_gain is not None and self.correction_gain > 1.0:
+            raise ValueError(f"correction_gain must be <= 1, got {self.correction_gain}")
 
 
 def default_model_path() -> Path:
@@ -110,95 +118,33 @@ def read_skull(input_path: str | os.PathLike, out: Path) -> dict:
 
 # ------------------------------------------------------------------------ model and references
 
-def load_model(settings: PredictSettings):
-    """(generator or None, `ModelMeta` or {}, references) for the settings' model (bundle or generator).
+def load_model(settings: PredictSettings) -> TrainedModel | None:
+    """The settings' model file (bundle, exported generator or run folder), loaded; None when
+    there is none and the method needs none (``data`` given).
 
-    Without a model file (``{}`` as meta) only when the method needs none and ``data`` is given.
+    Raises
+    ------
+    InputError
+        The file is missing (and needed) or not a model file.
     """
     import torch
 
+    from ..methods.cgan import TrainedModel
     from ..training.checkpoints import generator_from, load_checkpoint, run_checkpoint
 
     path = Path(settings.model) if settings.model else default_model_path()
     if not path.exists():
         if settings.method == "skull2face" or not settings.data:
             raise InputError(path, "model not found: train one with `skull2face train` or pass --model")
-        return None, {}, None
+        return None
     file = run_checkpoint(path) if path.is_dir() else path
-    ck = load_checkpoint(file)  # read once: the generator, its meta and a bundle's references
+    ck = load_checkpoint(file)  # read once: the generator, its meta, a bundle's references and gains
     g, meta = generator_from(ck, file)
     refs = ck.get("references") if path.is_file() else None
     if refs is not None:
         refs = {k: (v.float().numpy() if isinstance(v, torch.Tensor) else v) for k, v in refs.items()}
-    return g, meta, refs
-
-
-def make_bundle(run_dir: str | os.PathLike, data_dir: str | os.PathLike, path: str | os.PathLike,
-                n_refs: int = 24) -> Path:
-    """Export a run's generator with the baselines' references: a self-contained model file.
-
-    The references are the training split's mean face map and ``n_refs`` training pairs
-    (skull and face heights, float16, at the model's resolution) for ``nearest-skull``.
-    """
-    from ..io.run_folder import out_file
-
-    path = Path(path)
-    with out_file(path, [Path(run_dir) / "best.pt", Path(run_dir) / "last.pt", data_dir]):
-        return _bundle(run_dir, data_dir, path, n_refs)
-
-
-def _bundle(run_dir, data_dir, path: Path, n_refs: int) -> Path:
-    """`make_bundle` once ``path`` is checked and claimed."""
-    import torch
-
-    from ..dataset.reader import load_manifest
-    from ..geometry.depthmap import load_depthmap
-    from ..io.atomic import atomic_path
-    from ..methods.mean_face import mean_face
-    from ..training.checkpoints import export_generator
-
-    export_generator(run_dir, path)
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    res = int(payload["meta"]["resolution"])
-    man = load_manifest(data_dir)
-    pairs = [s for s in man.samples if s["kind"] == "paired" and s["split"] == "train"]
-    rng = np.random.default_rng(0)
-    chosen = [pairs[i] for i in sorted(rng.permutation(len(pairs))[:n_refs])]
-    if any(s["real"] for s in pairs):
-        chosen = [s for s in pairs if s["real"]] + [s for s in chosen if not s["real"]][: n_refs - 1]
-
-    def at_res(dm: DepthMap) -> np.ndarray:
-        return block_mean_mm(dm.height, res).astype(np.float16)
-
-    faces = [load_depthmap(man.root / s["files"]["face"]) for s in pairs]
-    mean = mean_face(faces).height
-    # tensors, not numpy arrays: the file must load with torch.load(weights_only=True)
-    refs = {"resolution": res, "ids": [s["id"] for s in chosen],
-            "skull": torch.from_numpy(np.stack([at_res(load_depthmap(man.root / s["files"]["skull"]))
-                                                for s in chosen])),
-            "face": torch.from_numpy(np.stack([at_res(load_depthmap(man.root / s["files"]["face"])) for s in chosen])),
-            "mean_face": torch.from_numpy(at_res(DepthMap(mean.astype(np.float32), np.isfinite(mean), faces[0].spec)))}
-    prior_path = man.root / PRIOR_FILE
-    if prior_path.exists():
-        refs["prior"] = prior_to_refs(ThicknessPrior.load(prior_path))
-    payload["references"] = refs
-    with atomic_path(path) as tmp:
-        torch.save(payload, tmp)
-    return path
-
-
-def prior_to_refs(prior: ThicknessPrior) -> dict:
-    """The thickness prior as a model bundle stores it (tensors and plain values, so the file
-    loads with ``torch.load(weights_only=True)``)."""
-    import torch
-
-    def plain(v):
-        a = np.asarray(v)
-        if a.ndim and a.dtype.kind in "fiu":
-            return torch.from_numpy(np.ascontiguousarray(a))
-        return a.tolist()  # numbers, strings and lists of them
-
-    return {key: plain(v) for key, v in prior.to_arrays().items()}
+    calibration = ck.get("calibration") if path.is_file() else None
+    return TrainedModel(g, meta, calibration, refs)
 
 
 def prior_for(settings: PredictSettings, refs: dict | None) -> ThicknessPrior | None:
@@ -212,18 +158,6 @@ def prior_for(settings: PredictSettings, refs: dict | None) -> ThicknessPrior | 
     return None
 
 
-def block_mean_mm(height: np.ndarray, res: int) -> np.ndarray:
-    """Downsample a height map (H, W) float32 mm, NaN off-surface, to (res, res): the mean of
-    each block's valid pixels where more than half are valid, else NaN (as the training data)."""
-    h, w = height.shape
-    if h % res or w % res:
-        raise ValueError(f"map size {(h, w)} is not a multiple of {res}")
-    if h == w == res:
-        return height.astype(np.float32)
-    mean, valid = block_mean(height, np.isfinite(height), (h // res, w // res))
-    return np.where(valid, mean, np.nan).astype(np.float32)
-
-
 def _spec_for(settings: PredictSettings, grid: dict, frame: np.ndarray, sha: str) -> RenderSpec:
     """The render spec of the skull map: the model's or dataset's grid when there is one."""
     if grid:
@@ -232,70 +166,6 @@ def _spec_for(settings: PredictSettings, grid: dict, frame: np.ndarray, sha: str
                           centre=tuple(grid["centre"]), source_sha256={"skull": sha})
     return RenderSpec(size=(settings.size, settings.size), mm_per_px=settings.mm_per_px, frame=frame,
                       centre=HEAD_MAP_CENTRE, source_sha256={"skull": sha})
-
-
-def generator_face(g, meta: ModelMeta, skull_map: DepthMap, fit_map: DepthMap | None = None) -> DepthMap:
-    """Run the generator on a skull map; the face map comes back in the same spec (mm).
-
-    The output is read by `skull2face.geometry.codec.face_height`, as in training: a residual
-    generator (``meta.residual``) predicts ``thickness_min_mm + face * thickness_range_mm``
-    above its base, clipped to the depth range: with ``meta.base == "fit"`` the face-model fit
-    ``fit_map`` (`skull2face.statistics.skull_fit.fit_base_mm`; also the third input channel),
-    otherwise the filled skull (`skull2face.geometry.fill.filled_height` of this skull map with
-    ``meta.fill_radius_mm`` and ``meta.tissue_offset_mm``). Without residual mode ``face`` is
-    the normalised face height. Off the predicted face mask (with a fit: off the fitted head): NaN.
-    """
-    import torch
-
-    from ..dataset.reader import network_input
-    from ..geometry.depthmap import normalise
-
-    k = meta.k
-    spec = skull_map.spec
-    with_fit = bool(meta.residual and meta.base == "fit")
-    if with_fit and fit_map is None:
-        raise ValueError("this generator corrects the face-model fit: give fit_map")
-    arrays = {"skull": normalise(skull_map.height, spec, k)[None, None],
-              "skull_mask": skull_map.mask.astype(np.float32)[None, None],
-              "fit": normalise(fit_map.height, spec, k)[None, None] if with_fit else None}
-    x = network_input(arrays, with_fit)
-    with torch.no_grad():
-        out = g(torch.from_numpy(x.astype(np.float32)))
-    face = out.face[0, 0].numpy()
-    mask = (out.mask_logit[0, 0].numpy() > 0) if out.mask_logit is not None else face > 1e-6
-    if with_fit:
-        # The generator corrects the fit's heights; the silhouette is the fitted head's (a whole
-        # head, whatever the training CTs' fields of view cut off).
-        mask = np.isfinite(fit_map.height)
-    base = None
-    if with_fit:
-        from ..statistics.skull_fit import fit_base_mm
-
-        base = fit_base_mm(fit_map.height, spec.z_near)
-    elif meta.residual:
-        from ..geometry.fill import filled_height
-
-        # As in training, where the skull reaches the network through its normalised map: clipped.
-        skull_mm = np.where(skull_map.mask, np.clip(skull_map.height, spec.z_near, spec.z_far), np.nan)
-        base = filled_height(skull_mm, spec.mm_per_px, meta.fill_radius_mm, meta.tissue_offset_mm).astype(np.float64)
-    mm = codec.face_height(face.astype(np.float64), base, residual=meta.residual, z_near=spec.z_near,
-                           z_far=spec.z_far, k=k, thickness_min_mm=meta.thickness_min_mm,
-                           thickness_range_mm=meta.thickness_range_mm)
-    height = np.where(mask, mm, np.nan).astype(np.float32)
-    return DepthMap(height, np.isfinite(height), spec)
-
-
-def _fit_for(meta: ModelMeta, skull, landmarks, skull_map: DepthMap, prior, info: dict) -> DepthMap | None:
-    """The face-model fit a ``base="fit"`` generator corrects (None for other generators)."""
-    if not (meta.residual and meta.base == "fit"):
-        return None
-    from ..statistics.skull_fit import fitted_face
-
-    fit_info: dict = {}
-    fm = fitted_face(skull, landmarks, skull_map.spec, prior=prior, skull_map=skull_map, info=fit_info)
-    fit_info.pop("_head", None)  # the whole head is the face-model method's output, not this one's
-    info["face_model_fit"] = fit_info
-    return fm
 
 
 def _reference_maps(settings: PredictSettings, refs: dict | None, spec: RenderSpec):
@@ -348,11 +218,12 @@ def _predict(input_path, out: Path, settings: PredictSettings, method, landmarks
     timings = {}
     t0 = time.perf_counter()
     given = read_landmarks(landmarks_path, surface="skull") if landmarks_path else None
-    g, meta, refs = (None, {}, None)
+    model = None
     if method.needs_model or (method.needs_references and not settings.data):
-        g, meta, refs = load_model(settings)  # before the slow steps: a bad --model fails at once
+        model = load_model(settings)  # before the slow steps: a bad --model fails at once
     elif method.uses_prior and not settings.data and (settings.model or default_model_path().exists()):
-        _, _, refs = load_model(settings)  # only its thickness prior
+        model = load_model(settings)  # only its thickness prior
+    refs = model.references if model is not None else None
     prior = prior_for(settings, refs)
     timings["model_s"] = time.perf_counter() - t0
     src = read_skull(input_path, out)
@@ -368,17 +239,17 @@ def _predict(input_path, out: Path, settings: PredictSettings, method, landmarks
         raise InputError(input_path, f"cannot place the head frame from the skull landmarks: {exc}") from None
 
     sha = file_sha256(input_path)
+    meta = model.meta if model is not None else None
     grid = {}
-    if meta and (method.needs_model or (refs and not settings.data)):
+    if meta is not None and (method.needs_model or (refs and not settings.data)):
         grid = {"resolution": meta.resolution, "mm_per_px": meta.mm_per_px, "z_near": meta.z_near,
                 "z_far": meta.z_far, "centre": meta.centre}
     if method.needs_references and settings.data:
         from ..dataset.reader import load_manifest
+        from ..geometry.depthmap import load_depthmap
 
         man = load_manifest(settings.data)
         first = man.samples[0]["files"].get("skull") or man.samples[0]["files"]["face"]
-        from ..geometry.depthmap import load_depthmap
-
         ref = load_depthmap(man.root / first).spec  # the dataset's grid, so its maps are used as they are
         grid = {"resolution": ref.size[0], "mm_per_px": ref.mm_per_px, "z_near": ref.z_near, "z_far": ref.z_far,
                 "centre": ref.centre}
@@ -388,30 +259,23 @@ def _predict(input_path, out: Path, settings: PredictSettings, method, landmarks
     timings["render_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    info: dict = {}
     mean, pairs = _reference_maps(settings, refs, spec) if method.needs_references else (None, None)
-    face_map = registry.predict_face_map(
-        settings.method, spec=spec, skull_map=skull_map, skull_mesh=skull, skull_landmarks=lms.points,
-        train_pairs=pairs, mean_map=mean, info=info, prior=prior,
-        generator=(lambda m: generator_face(g, meta, m, _fit_for(meta, skull, lms.points, m, prior, info)))
-        if method.needs_model else None)
+    options = {"gain": settings.correction_gain} if method.needs_model else {}
+    result = registry.run_method(settings.method, spec=spec, skull_map=skull_map, skull_mesh=skull,
+                                 skull_landmarks=lms.points, train_pairs=pairs, mean_map=mean, model=model,
+                                 prior=prior, **options)
     timings["method_s"] = time.perf_counter() - t
-    if not face_map.mask.any():
+    if not result.face_map.mask.any():
         raise InputError(input_path, f"method {settings.method} produced an empty face map")
-    head = info.pop("_head", None)  # face-model: the whole fitted head, not only what the front sees
 
     t = time.perf_counter()
-    if head is not None:
-        face = head
-    else:
-        face = depth_to_mesh(face_map)
-        face.remove_unreferenced_vertices()
+    face = result.face_mesh()
     outputs = {}
     for suffix in (".ply", ".stl", ".obj", ".glb"):
         outputs[f"face{suffix}"] = save_mesh(face, out / f"face{suffix}").name
     scene = write_slicer_bundle(out / "slicer", skull, face, lms, src["truth"])
     outputs["slicer"] = str(scene.relative_to(out))
-    save_depthmap(face_map, out / "face_map")
+    save_depthmap(result.face_map, out / "face_map")
     save_depthmap(skull_map, out / "skull_map")
     write_landmarks(lms, out / "skull_landmarks.json")
     timings["mesh_s"] = time.perf_counter() - t
@@ -425,13 +289,13 @@ def _predict(input_path, out: Path, settings: PredictSettings, method, landmarks
         "stage": "predict", "skull2face_version": __version__, "method": settings.method,
         "settings": dataclasses.asdict(settings),
         "input": {"path": str(Path(input_path).resolve()), "kind": src["kind"], "sha256": sha},
-        "model": None if not meta else {"path": str(settings.model or default_model_path()),
-                                        "resolution": meta.resolution, "k": meta.k,
-                                        "epoch": meta.epoch},
+        "model": None if meta is None else {"path": str(settings.model or default_model_path()),
+                                            "resolution": meta.resolution, "k": meta.k, "epoch": meta.epoch},
         "landmarks": {k: v for k, v in lms.meta.items()}, "pose": loc["pose"],
-        "frame": frame.to_json(), "spec": spec.to_json(), "method_info": info,
+        "frame": frame.to_json(), "spec": spec.to_json(), "method_info": result.record,
         "truth": "truth_skin.ply" if src["truth"] is not None else None,
-        "face": {"vertices": len(face.vertices), "faces": len(face.faces), "coordinates": "input's own, mm"},
+        "face": {"vertices": len(face.vertices), "faces": len(face.faces), "coordinates": "input's own, mm",
+                 "whole_head": result.head is not None, "watertight": bool(face.is_watertight)},
         "outputs": outputs, "timings": {k: round(v, 3) for k, v in timings.items()},
     }
     write_json(out / "predict.json", record)
@@ -444,8 +308,3 @@ def echo(record: dict) -> str:
             f"{record['timings']['total_s']:.2f} s; wrote {', '.join(record['outputs'].values())} and predict.json")
     inferred = (record.get("method_info") or {}).get("inferred_without_bone") or []
     return "\n".join([line] + (["inferred without bone:"] + [f"  - {x}" for x in inferred] if inferred else []))
-
-
-def echo_bundle(path: Path) -> str:
-    """What ``skull2face export`` prints."""
-    return f"wrote {path} ({Path(path).stat().st_size / 1e6:.1f} MB)"

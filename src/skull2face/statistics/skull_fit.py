@@ -20,6 +20,7 @@ generator corrects.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -32,8 +33,9 @@ from .face_model import DENSE_SD_MM, MapSurface, fit_head_model, landmark_target
 from .thickness_prior import ThicknessPrior, base_height, over_bone
 
 ENVELOPE_RADIUS_MM = 6.0
-"""The lower bound's thickness without a prior: the thinnest published tissue over the face
-(glabella 5.5, nasion 6.0 mm, Hona & Stephan 2024), as the ``envelope`` baseline."""
+"""The constant tissue of the trivial answer (the ``envelope`` baseline's radius) and the fit's
+lower bound without a prior: about the published means at glabella (5.5), nasion (6.0) and the
+vault (5.0 mm), Hona & Stephan 2024."""
 DENSE_CHOICES = ("prior", "map", "none")
 
 
@@ -178,32 +180,52 @@ def inferred_without_bone(skull_map: DepthMap, face_map: DepthMap, skull_landmar
     return out
 
 
-def fitted_face(skull_mesh: trimesh.Trimesh, skull_landmarks: Any, spec: RenderSpec, *, dense: str = "prior",
-                prior: ThicknessPrior | None = None, skull_map: DepthMap | None = None, surface: Any = None,
-                n_modes: int | None = None, info: dict | None = None) -> DepthMap:
-    """The fitted model head's frontal map in ``spec`` (the face-model face; skull2face's base).
+@dataclass(frozen=True)
+class FittedHead:
+    """The model head fitted to one skull (`fit_head`).
+
+    Attributes
+    ----------
+    face_map : DepthMap
+        Heights (mm, head-frame z) of the fitted head seen from the front, in the target spec.
+    head : trimesh.Trimesh
+        The whole fitted head (face, scalp, ears, neck; eyes and mouth closed), closed, in the
+        skull's input coordinates, mm.
+    record : dict
+        JSON-ready: the dense term, the fit's figures, ``inferred_without_bone``, timings (s).
+    """
+
+    face_map: DepthMap
+    head: trimesh.Trimesh
+    record: dict
+
+
+def fit_head(skull_mesh: trimesh.Trimesh, skull_landmarks: Any, spec: RenderSpec, *, dense: str = "prior",
+             prior: ThicknessPrior | None = None, skull_map: DepthMap | None = None, surface: Any = None,
+             n_modes: int | None = None) -> FittedHead:
+    """The model head fitted to a skull, whole and as its frontal map in ``spec``.
+
+    The face-model method's face, the base skull2face's generator corrects, and the fit maps of
+    a dataset.
 
     Parameters
     ----------
     skull_mesh, skull_landmarks, n_modes
         As in `fit_to_skull`.
     spec : RenderSpec
-        The target's render spec; the output uses it.
+        The target's render spec; the face map uses it.
     dense, prior
         The dense term (`dense_target`), unless ``surface`` is given.
     skull_map : DepthMap, optional
         The skull's map in ``spec`` (rendered when not given).
     surface : MapSurface or MeshSurface, optional
         A dense target made by the caller (e.g. the 3D envelope); overrides ``dense``.
-    info : dict, optional
-        Filled with the fit's record and timings (s).
 
     Returns
     -------
-    DepthMap
-        Heights (mm, head-frame z) of the fitted head seen from the front.
+    FittedHead
     """
-    record = {} if info is None else info
+    record: dict = {}
     t0 = time.perf_counter()
     if skull_map is None:
         skull_map = render(skull_mesh, spec)
@@ -218,10 +240,22 @@ def fitted_face(skull_mesh: trimesh.Trimesh, skull_landmarks: Any, spec: RenderS
     t2 = time.perf_counter()
     face = render(head, spec)
     record["inferred_without_bone"] = inferred_without_bone(skull_map, face, skull_landmarks, bone)
-    record["_head"] = head  # the whole fitted head (not JSON: the caller pops it)
     record["time_s"] = {"dense_target": round(t1 - t0, 3), "fit": round(t2 - t1, 3),
                         "render": round(time.perf_counter() - t2, 3)}
-    return face
+    return FittedHead(face, head, record)
 
 
-__all__ = ["DENSE_CHOICES", "ENVELOPE_RADIUS_MM", "dense_target", "fit_base_mm", "fit_to_skull", "fitted_face"]
+def fitted_face(skull_mesh: trimesh.Trimesh, skull_landmarks: Any, spec: RenderSpec, *, dense: str = "prior",
+                prior: ThicknessPrior | None = None, skull_map: DepthMap | None = None, surface: Any = None,
+                n_modes: int | None = None, info: dict | None = None) -> DepthMap:
+    """Only the frontal map of `fit_head` (a dataset's fit maps); ``info``, when given, is
+    updated with its record."""
+    fitted = fit_head(skull_mesh, skull_landmarks, spec, dense=dense, prior=prior, skull_map=skull_map,
+                      surface=surface, n_modes=n_modes)
+    if info is not None:
+        info.update(fitted.record)
+    return fitted.face_map
+
+
+__all__ = ["DENSE_CHOICES", "ENVELOPE_RADIUS_MM", "FittedHead", "dense_target", "fit_base_mm", "fit_head",
+           "fit_to_skull", "fitted_face"]

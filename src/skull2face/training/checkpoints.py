@@ -245,7 +245,7 @@ def load_generator(path_or_run: str | os.PathLike,
         shape (B, 2, R, R) at ``R = meta.resolution`` (any power of two from
         ``generator_kwargs["min_res"]`` works, at lower quality); ``mask_logit > 0`` marks the
         face; `skull2face.geometry.codec.face_height` reads ``face`` in mm (see
-        `skull2face.stages.predict.generator_face`).
+        `skull2face.methods.cgan.generator_face`).
     meta : ModelMeta
         For a training checkpoint ``checkpoint`` is its file name and ``torch`` is None.
 
