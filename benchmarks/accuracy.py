@@ -15,7 +15,13 @@ tries it. ``--extra-ct`` adds training heads that are never held out unless name
 
     python benchmarks/accuracy.py [--quick] [--out runs/accuracy] [--heads NAME ...] [--extra-ct CT ...]
 
-This is `skull2face demo` run once per held-out head.
+This is `skull2face demo` run once per held-out head; each run is a leave-one-head-out fold
+and writes its ``run/calibration.json`` (`skull2face calibrate`). Then, for every held-out head,
+skull2face is scored three ways on that head: ``skull2face`` as the demo ran it (its model file
+has no folds, so no correction is trusted: the fit), ``skull2face-cv`` with the per-region gains
+chosen on the OTHER heads' folds only (`skull2face export --folds`; the head scored never chose
+its own gains), and ``skull2face-raw`` with the full correction (``--correction-gain 1``, the
+paper's network unshrunk: the ablation).
 """
 
 import argparse
@@ -27,6 +33,9 @@ import numpy as np
 
 from skull2face.report.tables import metrics_table
 from skull2face.stages.demo import DemoSettings, run_demo
+from skull2face.stages.evaluate import evaluate
+from skull2face.stages.export import ExportSettings, make_bundle
+from skull2face.stages.predict import PredictSettings, predict
 
 
 
@@ -56,6 +65,27 @@ def summary_lines(results: dict[str, dict[str, dict]]) -> list[str]:
     return lines
 
 
+def cross_validated(out: Path, heads: list[str], results: dict, rows: dict) -> None:
+    """Score skull2face on each head with gains from the other heads' folds, and unshrunk."""
+    for head in heads:
+        demo = out / head
+        others = [str(out / h / "run" / "calibration.json") for h in heads if h != head]
+        model = make_bundle(demo / "run", demo / "dataset", demo / "run" / "model_cv.pt", ExportSettings(folds=others))
+        ct = json.loads((demo / "predict" / "skull2face" / "predict.json").read_text())["input"]["path"]
+        truth = demo / "predict" / "skull2face" / "truth_skin.ply"
+        for name, gain, m in (("skull2face-cv", None, model), ("skull2face-raw", 1.0, demo / "run" / "model.pt")):
+            pred = predict(ct, demo / "predict" / name, PredictSettings(method="skull2face", model=str(m),
+                                                                         data=str(demo / "dataset"),
+                                                                         correction_gain=gain))
+            ev = evaluate(demo / "predict" / name / "face.ply", truth, demo / "evaluate" / name,
+                          name=f"{name} on {head}")
+            results[head][name] = ev["truth_to_prediction"]
+            rows[f"{head}/{name}"] = ev["truth_to_prediction"]
+            print(f"{head} {name}: gains {pred['method_info']['correction']['gains']} "
+                  f"({pred['method_info']['correction']['gains_from']}); RMSE "
+                  f"{ev['truth_to_prediction']['rmse_mm']:.2f} mm", flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true")
@@ -72,6 +102,7 @@ def main():
         for method, m in summary["rows"].items():
             rows[f"{head}/{method}"] = m
         print(f"\n{head} held out:\n{summary['table']}\nreport: {summary['report']}", flush=True)
+    cross_validated(Path(args.out), args.heads, results, rows)
     print("\nall held-out heads (truth -> prediction, area-weighted over the face region):")
     print(metrics_table(rows))
     print("\nmean +- SD over the held-out heads:")

@@ -123,7 +123,7 @@ def gains_of(model: TrainedModel, gain: float | None = None) -> tuple[dict[str, 
 
 
 def cgan_face(model: TrainedModel, skull_mesh: Any, skull_landmarks: Any, skull_map: DepthMap, *,
-              prior: Any = None, gain: float | None = None) -> MethodResult:
+              prior: Any = None, gain: float | None = None, fit_spec: RenderSpec | None = None) -> MethodResult:
     """The skull2face face of one skull (module docstring).
 
     Parameters
@@ -139,6 +139,9 @@ def cgan_face(model: TrainedModel, skull_mesh: Any, skull_landmarks: Any, skull_
         The fit's dense thickness prior (the model file's or a dataset's).
     gain : float in [0, 1], optional
         Override of the trusted share of the correction in every region (`gains_of`).
+    fit_spec : RenderSpec, optional
+        The grid the face-model fit is made on (``face-model``'s, so that with no correction
+        trusted this method's head IS the face-model head); default: the skull map's.
 
     Returns
     -------
@@ -155,14 +158,19 @@ def cgan_face(model: TrainedModel, skull_mesh: Any, skull_landmarks: Any, skull_
     from ..statistics.skull_fit import fit_head
 
     spec = skull_map.spec
-    fitted = fit_head(skull_mesh, skull_landmarks, spec, prior=prior, skull_map=skull_map)
-    raw = generator_face(model.generator, meta, skull_map, fitted.face_map)
+    if fit_spec is None:
+        fitted = fit_head(skull_mesh, skull_landmarks, spec, prior=prior, skull_map=skull_map)
+        fit_map = fitted.face_map
+    else:
+        fitted = fit_head(skull_mesh, skull_landmarks, fit_spec, prior=prior)
+        fit_map = render(fitted.head, spec)
+    raw = generator_face(model.generator, meta, skull_map, fit_map)
     head_lms = {k: apply(spec.frame, v) for k, v in points_of(skull_landmarks).items()}
-    labels = corr.region_labels(spec, fitted.face_map.height, head_lms)
+    labels = corr.region_labels(spec, fit_map.height, head_lms)
     gains, source = gains_of(model, gain)
-    delta = corr.correction_map(raw, fitted.face_map, labels, gains)
-    head = corr.displace_head(fitted.head, fitted.face_map, delta)
-    face = render(head, spec) if np.any(delta) else fitted.face_map
+    delta = corr.correction_map(raw, fit_map, labels, gains)
+    head = corr.displace_head(fitted.head, fit_map, delta) if np.any(delta) else fitted.head
+    face = render(head, spec) if np.any(delta) else fit_map
     moved = np.abs(delta) > 0.05
     record.update({
         "base": "fit", "face_model_fit": fitted.record,
@@ -170,8 +178,8 @@ def cgan_face(model: TrainedModel, skull_mesh: Any, skull_landmarks: Any, skull_
         "correction": {"gains": {k: round(v, 3) for k, v in gains.items()}, "gains_from": source,
                        "mean_abs_mm": round(float(np.abs(delta[moved]).mean()), 3) if moved.any() else 0.0,
                        "max_abs_mm": round(float(np.abs(delta).max()), 3),
-                       "raw_mean_abs_mm": round(float(np.nanmean(np.abs(raw.height - fitted.face_map.height))), 3)
-                       if (raw.mask & fitted.face_map.mask).any() else 0.0},
+                       "raw_mean_abs_mm": round(float(np.nanmean(np.abs(raw.height - fit_map.height))), 3)
+                       if (raw.mask & fit_map.mask).any() else 0.0},
     })
     return MethodResult(face, record, head)
 

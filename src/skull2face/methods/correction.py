@@ -163,9 +163,14 @@ def displace_head(head: trimesh.Trimesh, fit: DepthMap, delta: np.ndarray) -> tr
     rc = spec.head_to_pixel(v)
     rows, cols = rc[:, 0], rc[:, 1]
     d = ndimage.map_coordinates(np.nan_to_num(delta), [rows, cols], order=1, mode="constant", cval=0.0)
+    # the map's surface at the vertex: bilinear where all four pixels are on it, else the nearest pixel
+    h = np.where(fit.mask, fit.height, 0.0).astype(np.float64)
+    lin = ndimage.map_coordinates(h, [rows, cols], order=1, mode="constant", cval=0.0)
+    full = ndimage.map_coordinates(fit.mask.astype(np.float64), [rows, cols], order=1, mode="constant") > 1 - 1e-9
     ri = np.clip(np.rint(rows).astype(int), 0, spec.size[0] - 1)
     ci = np.clip(np.rint(cols).astype(int), 0, spec.size[1] - 1)
-    seen_h = np.where(fit.mask, fit.height, -np.inf)[ri, ci]
+    near = np.where(fit.mask, fit.height, np.nan)[ri, ci]
+    seen_h = np.where(full, lin, near)
     behind = seen_h - v[:, 2]
     seen = np.clip(1.0 - np.maximum(behind, 0.0) / VISIBLE_BAND_MM, 0.0, 1.0)
     seen[~np.isfinite(seen_h)] = 0.0

@@ -260,7 +260,10 @@ def _predict(input_path, out: Path, settings: PredictSettings, method, landmarks
 
     t = time.perf_counter()
     mean, pairs = _reference_maps(settings, refs, spec) if method.needs_references else (None, None)
-    options = {"gain": settings.correction_gain} if method.needs_model else {}
+    options = {}
+    if method.needs_model:  # the fit on face-model's grid: with no correction trusted, its head IS face-model's
+        fit_spec = spec if (refs and not settings.data) else _spec_for(settings, {}, frame.matrix, sha)
+        options = {"gain": settings.correction_gain, "fit_spec": fit_spec}
     result = registry.run_method(settings.method, spec=spec, skull_map=skull_map, skull_mesh=skull,
                                  skull_landmarks=lms.points, train_pairs=pairs, mean_map=mean, model=model,
                                  prior=prior, **options)
