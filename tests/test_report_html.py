@@ -162,3 +162,126 @@ def test_provenance_reads_as_tables_raw_json_collapsed(tmp_path):
     assert "Hona &amp; Stephan (2024)" in text and text.count('<tr><td class="name">') > 20
     # pictures enlarge on click without a script
     assert 'class="zoom"' in text and "<script" not in text
+
+
+# --- which method leads: the headline picture and the 3D view -----------------------------------
+
+def _predict_folder(root, method, face, colour):
+    """A fake ``predict/<method>/`` folder: predict.json, skull.ply, face.ply and predict.png."""
+    import json
+
+    import trimesh
+
+    d = root / "predict" / method
+    d.mkdir(parents=True)
+    skull = trimesh.creation.icosphere(subdivisions=2, radius=80.0)
+    skull.export(d / "skull.ply")
+    face.export(d / "face.ply")
+    _png(d / "predict.png", colour)
+    rec = {"stage": "predict", "method": method,
+           "input": {"path": str(d / "skull.ply"), "sha256": "ab" * 32, "kind": "mesh"},
+           "face": {"vertices": len(face.vertices), "faces": len(face.faces)}, "timings": {"total_s": 1.5},
+           "frame": None, "truth": None}
+    (d / "predict.json").write_text(json.dumps(rec), encoding="utf-8")
+    ev = root / "evaluate" / method
+    ev.mkdir(parents=True)
+    metrics = {"rmse_mm": 2.0 if method == "face-model" else 3.25, "mean_mm": 1.5}
+    (ev / "evaluate.json").write_text(json.dumps({"stage": "evaluate", "truth_to_prediction": metrics,
+                                                  "inputs": {"prediction": {"path": str(d / "face.ply")}}}),
+                                      encoding="utf-8")
+    return d
+
+
+@pytest.fixture()
+def two_methods(tmp_path):
+    """A run folder with face-model (a whole head: a closed sphere) and skull2face (a front shell)."""
+    import trimesh
+
+    head = trimesh.creation.icosphere(subdivisions=2, radius=90.0)
+    keep = head.vertices[:, 1] < -30.0  # LPS anterior
+    shell = head.submesh([np.flatnonzero(keep[head.faces].all(axis=1))], append=True)
+    run = tmp_path / "run"
+    dirs = {"face-model": _predict_folder(run, "face-model", head, (20, 160, 20)),
+            "skull2face": _predict_folder(run, "skull2face", shell, (160, 20, 20))}
+    return run, dirs
+
+
+def _headline(text):
+    """(bytes of the first picture, the 3D view's face layer label, the face node's extent along y in mm)."""
+    import io
+    import json
+
+    import trimesh
+
+    first = re.search(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text).group(1)
+    meta = json.loads(re.search(r'id="s2f-scene-meta">(.*?)</script>', text, re.S).group(1))
+    label = next(ly["label"] for ly in meta["layers"] if ly["name"] == "face")
+    glb = base64.b64decode(re.search(r'id="s2f-scene-glb">([A-Za-z0-9+/=]+)</script>', text).group(1))
+    scene = trimesh.load(io.BytesIO(glb), file_type="glb")
+    return base64.b64decode(first), label, float(np.ptp(scene.geometry["face"].vertices[:, 1]))
+
+
+def test_report_leads_with_predicts_default_method(two_methods):
+    from skull2face.report.collect import context_from_dirs
+    from skull2face.stages.predict import PredictSettings
+
+    run, dirs = two_methods
+    default = PredictSettings().method
+    assert default == "face-model"  # what this test's folders are built around
+    ctx = context_from_dirs([run], default_method=default)
+    assert ctx["main_method"] == "face-model" and ctx["scene"]["face"] == str(dirs["face-model"] / "face.ply")
+    assert ctx["scene"]["method"] == "face-model" and "default" in ctx["main_method_why"]
+    assert ctx["input_picture"] is None  # no other method's figure beside the headline
+    text = report.render_html(ctx)
+    picture, label, depth = _headline(text)
+    assert picture == (dirs["face-model"] / "predict.png").read_bytes()
+    assert label == "predicted face (face-model)"
+    assert depth == pytest.approx(180.0, abs=1.0)  # the whole head, front to back
+    said = re.search(r'<p class="explain" id="headline-method">(.*?)</p>', text).group(1)
+    assert "<strong>face-model</strong>" in said and "predict&#x27;s default method" in said
+    # the table keeps every method, the headline's row bold
+    assert '<tr class="main"><td class="name">face-model</td><td class="best">2.00</td>' in text
+    assert '<td class="name">skull2face</td><td>3.25</td>' in text
+    assert (dirs["skull2face"] / "predict.png").read_bytes() in {
+        base64.b64decode(u) for u in re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', text)}
+
+
+def test_report_method_chosen_or_single_folder(two_methods, tmp_path):
+    from skull2face.report.collect import context_from_dirs
+    from skull2face.stages.report import ReportSettings, report as report_stage
+
+    run, dirs = two_methods
+    # --method skull2face: its face, a front shell (less than the head's depth)
+    rec = report_stage([run], tmp_path / "out", ReportSettings(method="skull2face"))
+    text = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    picture, label, depth = _headline(text)
+    assert picture == (dirs["skull2face"] / "predict.png").read_bytes()
+    assert label == "predicted face (skull2face)" and depth < 90.0
+    assert "<strong>skull2face</strong> (the method asked for)" in text
+    assert set(rec["rows"]) == {"face-model", "skull2face"}
+    # the stage without --method: predict's default
+    report_stage([run], tmp_path / "out2", ReportSettings())
+    picture, label, _ = _headline((tmp_path / "out2" / "report.html").read_text(encoding="utf-8"))
+    assert picture == (dirs["face-model"] / "predict.png").read_bytes() and label == "predicted face (face-model)"
+    # one predict folder: its method leads, whatever the default
+    ctx = context_from_dirs([dirs["skull2face"]], default_method="face-model")
+    assert ctx["main_method"] == "skull2face" and ctx["scene"]["face"] == str(dirs["skull2face"] / "face.ply")
+    assert ctx["main_method_why"] == "the only method predicted"
+
+
+def test_report_refuses_a_method_without_a_predict_folder(two_methods, tmp_path, capsys):
+    from skull2face.cli import main
+    from skull2face.errors import InputError
+    from skull2face.report.collect import context_from_dirs
+
+    run, dirs = two_methods
+    with pytest.raises(InputError, match="--method envelope: no predict folder"):
+        context_from_dirs([run], method="envelope")
+    with pytest.raises(InputError, match=r"predictions of: skull2face\)$"):
+        context_from_dirs([dirs["skull2face"]], method="face-model")
+    capsys.readouterr()
+    assert main(["-q", "report", str(run), "--out", str(tmp_path / "out"), "--method", "nope"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and err.startswith("skull2face report: error: --method nope: no predict folder")
+    assert err.endswith("(they hold predictions of: skull2face, face-model)")
+    assert not (tmp_path / "out" / "report.html").exists()

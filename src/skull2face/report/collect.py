@@ -5,6 +5,11 @@
 ``evaluate/<method>/`` (what ``skull2face demo`` writes). Methods are matched by name: the
 ``method`` of ``predict.json``, and for an evaluation the method of the ``predict.json`` beside
 its predicted face, else the evaluate folder's name.
+
+The page's headline picture and its 3D view show one method's prediction (`headline_method`):
+the one asked for, else the only method with a predict folder, else the caller's default (the
+``report`` stage and the demo pass predict's default method), else the first in registry order.
+The metrics table keeps every method.
 """
 
 from __future__ import annotations
@@ -46,10 +51,53 @@ def _expand(dirs: list[Path]) -> list[Path]:
     return out
 
 
-def context_from_dirs(dirs: list[str | Path], title: str | None = None, settings: dict | None = None) -> dict:
-    """Report context (see `skull2face.report.html.write_report`) from stage folders."""
+def headline_method(predicted: list[str], method: str | None = None, default_method: str | None = None
+                    ) -> tuple[str | None, str]:
+    """The method whose face the report's headline picture and 3D view show, and why.
+
+    Parameters
+    ----------
+    predicted : list of str
+        The methods with a predict folder among the report's inputs, in display order.
+    method : str, optional
+        Asked for (``skull2face report --method``); it must be among ``predicted``.
+    default_method : str, optional
+        Taken when several methods were predicted and none was asked for (predict's default).
+
+    Returns
+    -------
+    (str or None, str)
+        The method (None when no predict folder was given) and the reason, in words.
+
+    Raises
+    ------
+    skull2face.errors.InputError
+        ``method`` has no predict folder among the inputs.
+    """
+    if method is not None:
+        if method not in predicted:
+            held = ", ".join(predicted) or "none"
+            raise InputError(None, f"--method {method}: no predict folder of that method among the inputs "
+                                   f"(they hold predictions of: {held})")
+        return method, "the method asked for"
+    if not predicted:
+        return None, ""
+    if len(predicted) == 1:
+        return predicted[0], "the only method predicted"
+    if default_method in predicted:
+        return default_method, "predict's default method; skull2face report --method NAME shows another"
+    return predicted[0], "the first method predicted; skull2face report --method NAME shows another"
+
+
+def context_from_dirs(dirs: list[str | Path], title: str | None = None, settings: dict | None = None,
+                      method: str | None = None, default_method: str | None = None) -> dict:
+    """Report context (see `skull2face.report.html.write_report`) from stage folders.
+
+    ``method`` / ``default_method``: which prediction the headline picture and the 3D view show
+    (`headline_method`); an asked-for ``method`` without a predict folder: `InputError`.
+    """
     methods: dict[str, dict] = {}
-    hashes, region, subject, input_picture = {}, None, None, None
+    hashes, region, subject = {}, None, None
     runs: dict[str, dict] = {}  # method -> {"predict": folder, "record": predict.json, "evaluate": folder}
     for d in _expand([Path(p) for p in dirs]):
         if (d / "predict.json").is_file():
@@ -58,34 +106,39 @@ def context_from_dirs(dirs: list[str | Path], title: str | None = None, settings
             m = methods.setdefault(rec["method"], {})
             if (d / "predict.png").is_file():
                 m["picture"] = str(d / "predict.png")
-                input_picture = input_picture or str(d / "predict.png")
             hashes[f"input ({Path(rec['input']['path']).name})"] = rec["input"]["sha256"]
             subject = subject or Path(rec["input"]["path"]).name
             m["summary"] = f"{rec['method']}: {rec['face']['vertices']} vertices in {rec['timings']['total_s']:.2f} s"
         if (d / "evaluate.json").is_file():
             rec = _read(d / "evaluate.json")
             pred = Path(rec.get("inputs", {}).get("prediction", {}).get("path", "")) if isinstance(rec.get("inputs"), dict) else Path("")
-            method = d.name
+            name = d.name
             if pred and (pred.parent / "predict.json").is_file():
-                method = _read(pred.parent / "predict.json")["method"]
-            runs.setdefault(method, {})["evaluate"] = d
-            m = methods.setdefault(method, {})
+                name = _read(pred.parent / "predict.json")["method"]
+            runs.setdefault(name, {})["evaluate"] = d
+            m = methods.setdefault(name, {})
             m["metrics"] = rec["truth_to_prediction"]
             if (d / "heatmap.png").is_file():
                 m["heatmap"] = str(d / "heatmap.png")
             region = region or rec.get("region")
     ordered = {k: methods[k] for k in registry.names() if k in methods}
     ordered.update({k: v for k, v in methods.items() if k not in ordered})
-    main = "skull2face" if "skull2face" in ordered else next(iter(ordered), None)
+    predicted = [k for k in ordered if runs.get(k, {}).get("record") is not None]
+    main, why = headline_method(predicted, method, default_method)
+    if main is None:  # evaluations only: no face to show; the table's first row leads
+        main = next(iter(ordered), None)
     run = runs.get(main, {})
     card = model_card(run["record"]) if run.get("record") else None
     if card and card.get("sha256"):
         hashes[f"model ({Path(card['file']).name})"] = card["sha256"]
     from ..anatomy.tissue import load_table
 
+    # no separate input picture: each predict.png starts with the skull, and the headline is the
+    # chosen method's (another method's figure beside it would show a second face)
     return {"title": title or f"skull2face report{f': {subject}' if subject else ''}", "subject": subject,
-            "input_picture": input_picture, "methods": ordered, "settings": settings or {},
-            "hashes": hashes, "region": region, "main_method": main, "scene": scene_of(run),
+            "input_picture": None, "methods": ordered, "settings": settings or {},
+            "hashes": hashes, "region": region, "main_method": main, "main_method_why": why,
+            "scene": scene_of(run),
             "model_card": card, "tissue": (load_table(), TISSUE_SOURCE) if ordered else None}
 
 
@@ -98,7 +151,7 @@ def scene_of(run: dict) -> dict | None:
     if rec["input"].get("kind") != "mesh" and not (d / "skull.ply").is_file():
         skull = None
     scene = {"skull": str(skull) if skull and skull.is_file() else None, "face": str(d / "face.ply"),
-             "frame": (rec.get("frame") or {}).get("matrix")}
+             "frame": (rec.get("frame") or {}).get("matrix"), "method": rec.get("method")}
     ev = run.get("evaluate")
     if ev is not None and (ev / "error_on_truth.ply").is_file():
         scene["error_mesh"] = str(ev / "error_on_truth.ply")

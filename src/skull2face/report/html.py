@@ -225,7 +225,7 @@ def render_html(context: Mapping[str, Any], for_print: bool = False) -> str:
     methods: Mapping[str, Mapping[str, Any]] = context.get("methods") or {}
     main = context.get("main_method")
     if main is None and methods:
-        main = "skull2face" if "skull2face" in methods else next(iter(methods))
+        main = next(iter(methods))
     main_entry = methods.get(main, {}) if main else {}
     view3d = "" if for_print or not context.get("scene") else _scene_section(context)
 
@@ -243,6 +243,12 @@ def render_html(context: Mapping[str, Any], for_print: bool = False) -> str:
     parts.append(f'<div class="statement" role="note"><strong>{_e(first)}.</strong> {_e(rest)}</div>')
 
     parts.append("<h2>Skull and predicted face</h2>")
+    if main and (main_entry.get("picture") or context.get("scene")):
+        why = context.get("main_method_why")
+        shown = "The pictures here and the 3D view" if view3d else "The pictures here"
+        parts.append(f'<p class="explain" id="headline-method">{shown} show the face predicted by '
+                     f"<strong>{_e(main)}</strong>{f' ({_e(why)})' if why else ''}; the accuracy table "
+                     "below lists every method.</p>")
     gallery = [_figure(context.get("input_picture"), "input skull"),
                _figure(main_entry.get("picture"), f"predicted face ({main})" if main else "predicted face")]
     if context.get("truth_picture"):
@@ -330,8 +336,10 @@ def write_report(out_dir: str | os.PathLike, context: Mapping[str, Any]) -> Path
             (the ``truth_to_prediction`` record of `skull2face.stages.evaluate.evaluate` fits
             ``metrics`` as is).
         ``main_method`` : str
-            The method the page is about (default ``"skull2face"`` if present, else the first);
-            its picture is "the predicted face" and its table row is bold.
+            The method the page is about (default: the first of ``methods``); its picture is
+            "the predicted face" (the page says which method it is) and its table row is bold.
+        ``main_method_why`` : str
+            Why that method leads (e.g. "predict's default method"), said beside its name.
         ``settings`` : JSON-serialisable
             Shown as pretty JSON.
         ``hashes`` : mapping of str to str (or to a mapping with ``"sha256"``)
@@ -342,8 +350,9 @@ def write_report(out_dir: str | os.PathLike, context: Mapping[str, Any]) -> Path
             Extra paragraphs.
         ``scene`` : mapping
             Meshes of the interactive 3D view (`skull2face.report.scene3d.layers_from_files`:
-            ``skull``, ``face``, ``error_mesh`` or ``truth`` paths) and ``frame`` (the input ->
-            head matrix, 4 x 4, orienting its view buttons; None for LPS input).
+            ``skull``, ``face``, ``error_mesh`` or ``truth`` paths), ``frame`` (the input ->
+            head matrix, 4 x 4, orienting its view buttons; None for LPS input) and ``method``
+            (whose face it is: ``main_method``'s).
         ``model_card`` : mapping
             What the model is and what trained it (`skull2face.report.provenance.model_card_html`).
         ``tissue`` : (list of `skull2face.anatomy.tissue.Thickness`, str)

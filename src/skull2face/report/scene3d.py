@@ -66,8 +66,8 @@ def layers_from_files(scene: Mapping[str, Any]) -> list[Layer]:
     Parameters
     ----------
     scene : mapping
-        ``skull``, ``face`` (paths of meshes `skull2face.io.meshes.load_mesh` reads), and
-        optionally ``error_mesh`` (the ``error_on_truth.ply`` of ``skull2face evaluate``: the
+        ``skull``, ``face`` (paths of meshes `skull2face.io.meshes.load_mesh` reads; ``method``,
+        the face's method, names it in its toggle), and optionally ``error_mesh`` (the ``error_on_truth.ply`` of ``skull2face evaluate``: the
         truth with its per-vertex error; vertices outside the face region are not scored) or
         ``truth`` (the true skin without errors). Missing keys are left out.
 
@@ -83,7 +83,8 @@ def layers_from_files(scene: Mapping[str, Any]) -> list[Layer]:
     if scene.get("skull"):
         layers.append(Layer("skull", "skull", load_mesh(scene["skull"])))
     if scene.get("face"):
-        layers.append(Layer("face", "predicted face", load_mesh(scene["face"]), opacity=0.85))
+        label = f"predicted face ({scene['method']})" if scene.get("method") else "predicted face"
+        layers.append(Layer("face", label, load_mesh(scene["face"]), opacity=0.85))
     if scene.get("error_mesh"):
         truth, values = read_error_ply(scene["error_mesh"])
         err = np.where(values["region"] > 0, values["error_mm"], np.nan)

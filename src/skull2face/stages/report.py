@@ -22,11 +22,19 @@ class ReportSettings:
     pdf : bool
         Also write ``report.pdf`` (A4, page numbers, still views instead of the 3D view) with
         headless Chromium; without one installed: one clear line, exit status 2.
+    method : str or None
+        The method whose face the headline picture and the 3D view show; None: the only method
+        predicted, else predict's default (`skull2face.stages.predict.PredictSettings`). A
+        method with no predict folder among the inputs: one clear line, exit status 2.
     """
 
     title: str | None = option(None, help="page title (default: from the runs)")
     screenshot: bool = option(False, help="also write report.png with headless Chromium")
     pdf: bool = option(False, help="also write report.pdf (A4, page numbers) with headless Chromium")
+    method: str | None = option(None, metavar="NAME",
+                                help="the method whose face the headline picture and the 3D view show (default: "
+                                     "the only one predicted, else predict's default method); the table keeps "
+                                     "every method")
 
 
 def report(dirs: list[str | os.PathLike], out_dir: str | os.PathLike, settings: ReportSettings | None = None) -> dict:
@@ -49,6 +57,7 @@ def report(dirs: list[str | os.PathLike], out_dir: str | os.PathLike, settings: 
     from ..report.html import screenshot, write_report
 
     from ..io.run_folder import run_folder
+    from .predict import PredictSettings
 
     settings = settings or ReportSettings()
     if settings.pdf:
@@ -58,7 +67,8 @@ def report(dirs: list[str | os.PathLike], out_dir: str | os.PathLike, settings: 
         if find_browser() is None:  # say so before any work
             raise InputError(None, "--pdf needs Chromium (e.g. apt-get install chromium); none is on PATH")
     with run_folder(out_dir, "report", dirs, markers=("report.html",)) as out:
-        ctx = context_from_dirs(dirs, title=settings.title)
+        ctx = context_from_dirs(dirs, title=settings.title, method=settings.method,
+                                default_method=PredictSettings().method)
         write_report(out, ctx)
         if settings.pdf:
             make_pdf(out, ctx)
