@@ -13,7 +13,7 @@ yet: ``--heads ge_hispeed_tilted_dicom --extra-ct ../shared/data/ct/ge_hispeed_t
 tries it. ``--extra-ct`` adds training heads that are never held out unless named in
 ``--heads`` (e.g. the OpenKBP heads: ``--extra-ct ../shared/data/ct/openkbp_rt/*.nii.gz``).
 
-    python benchmarks/accuracy.py [--quick] [--out runs/accuracy] [--heads NAME ...] [--extra-ct CT ...]
+    python benchmarks/accuracy.py [--quick] [--out runs/accuracy] [--heads NAME ...] [--extra-ct CT ...] [--reuse]
 
 This is `skull2face demo` run once per held-out head; each run is a leave-one-head-out fold
 and writes its ``run/calibration.json`` (`skull2face calibrate`). Then, for every held-out head,
@@ -92,12 +92,17 @@ def main():
     ap.add_argument("--out", default="runs/accuracy")
     ap.add_argument("--heads", nargs="+", default=["headsq", "cranium_ct0051"], help="held-out heads")
     ap.add_argument("--extra-ct", nargs="*", default=[], help="training-only heads (never held out)")
+    ap.add_argument("--reuse", action="store_true", help="keep finished folds (OUT/HEAD/demo.json); redo the rest")
     args = ap.parse_args()
     base = DemoSettings.quick() if args.quick else DemoSettings()
     rows, results = {}, {}
     for head in args.heads:
-        summary = run_demo(Path(args.out) / head, dataclasses.replace(base, test_head=head,
-                                                                      extra_cts=list(args.extra_ct)))
+        done = Path(args.out) / head / "demo.json"
+        if args.reuse and done.exists():  # a finished fold: only the cross-validated skull2face is redone
+            summary = json.loads(done.read_text(encoding="utf-8"))
+        else:
+            summary = run_demo(Path(args.out) / head, dataclasses.replace(base, test_head=head,
+                                                                          extra_cts=list(args.extra_ct)))
         results[head] = summary["rows"]
         for method, m in summary["rows"].items():
             rows[f"{head}/{method}"] = m

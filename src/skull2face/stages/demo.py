@@ -140,7 +140,8 @@ def _demo(out: Path, settings: DemoSettings) -> dict:
     table = metrics_table(rows)
     context = context_from_dirs([out], title=f"skull2face demo: the face of {settings.test_head}, "
                                              "a real head the model never saw",
-                                settings={"demo": dataclasses.asdict(settings), "train": dataclasses.asdict(ts)})
+                                settings={"demo": dataclasses.asdict(settings), "train": dataclasses.asdict(ts)},
+                                default_method=PredictSettings().method)
     context["truth_picture"] = None
     report = write_report(out / "report", context)
     pdf = None
