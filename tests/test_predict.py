@@ -67,9 +67,40 @@ def test_default_model_predicts_after_install(tmp_path):
     assert rec["method"] == "face-model" and rec["face"]["faces"] > 20000
     assert rec["method_info"]["dense"] == "prior" and len(rec["method_info"]["prior_heads"]) == 2
     assert any("no mandible" in line for line in rec["method_info"]["inferred_without_bone"])
-    rec = predict(samples.path("arothron_skull"), tmp_path / "gan", PredictSettings(method="skull2face"))
-    assert rec["method"] == "skull2face" and rec["face"]["faces"] > 1000
+    rec_gan = predict(samples.path("arothron_skull"), tmp_path / "gan", PredictSettings(method="skull2face"))
+    # skull2face writes the same whole head, moved only as far as the model file's folds trust
+    # its correction
+    assert rec_gan["method"] == "skull2face" and rec_gan["face"]["whole_head"]
+    assert rec_gan["face"]["faces"] == rec["face"]["faces"]
+    gains = rec_gan["method_info"]["correction"]["gains"]
+    assert all(0.0 <= g <= 1.0 for g in gains.values())
+    if not any(gains.values()):  # no correction trusted: the face-model head itself, bit for bit
+        a = trimesh.load(tmp_path / "face.ply", process=False)
+        b = trimesh.load(tmp_path / "gan" / "face.ply", process=False)
+        np.testing.assert_array_equal(a.vertices, b.vertices)
     assert default_model_path().stat().st_size < 20e6
+
+
+@pytest.mark.skipif(not default_model_path().is_file(), reason="no bundled model in this checkout")
+def test_skull2face_correction_moves_only_the_front_of_the_fitted_head(tmp_path):
+    base = predict(samples.path("headsq"), tmp_path / "fit", PredictSettings(method="skull2face", correction_gain=0.0),
+                   picture=False)
+    full = predict(samples.path("headsq"), tmp_path / "full", PredictSettings(method="skull2face", correction_gain=1.0),
+                   picture=False)
+    assert base["method_info"]["correction"]["max_abs_mm"] == 0.0
+    assert full["method_info"]["correction"]["gains_from"].startswith("--correction-gain 1")
+    a = trimesh.load(tmp_path / "fit" / "face.ply", process=False)
+    b = trimesh.load(tmp_path / "full" / "face.ply", process=False)
+    assert np.array_equal(a.faces, b.faces)  # the same closed surface (open only at the neck)
+    frame = np.asarray(full["frame"]["matrix"])
+    d = (b.vertices - a.vertices) @ frame[:3, :3].T  # in the head frame
+    np.testing.assert_allclose(d[:, :2], 0.0, atol=1e-3)  # along the view axis only
+    moved = np.abs(d[:, 2]) > 1e-3
+    assert moved.any()
+    head_a = a.vertices @ frame[:3, :3].T + frame[:3, 3]
+    # the back of the head (behind the ears) is never seen from the front: it stays
+    assert not moved[head_a[:, 2] < -100.0].any()
+    assert np.abs(d[:, 2]).max() <= full["method_info"]["correction"]["max_abs_mm"] + 1e-3
 
 
 def test_demo_quick_end_to_end(tmp_path, capsys):

@@ -176,17 +176,10 @@ def _reference_maps(settings: PredictSettings, refs: dict | None, spec: RenderSp
 
     if settings.data:
         from ..methods.mean_face import mean_face
-        from ..methods.references import resample_to
-        from ..dataset.reader import load_manifest
-        from ..geometry.depthmap import load_depthmap
+        from ..methods.references import load_training_pairs, resample_to
 
-        man = load_manifest(settings.data)
-        pairs = [s for s in man.samples if s["kind"] == "paired" and s["split"] == "train"]
-
-        def at(rel):
-            return resample_to(load_depthmap(man.root / rel), spec)
-
-        ref_pairs = [(at(s["files"]["skull"]), at(s["files"]["face"])) for s in pairs]
+        pairs, _ = load_training_pairs(settings.data)
+        ref_pairs = [(resample_to(s, spec), resample_to(f, spec)) for s, f in pairs]
         return dm(mean_face([f for _, f in ref_pairs]).height), ref_pairs
     if refs is None:
         raise InputError(settings.model or default_model_path(),
