@@ -15,13 +15,13 @@ import html
 import logging
 import math
 import os
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ..io.atomic import atomic_path, write_text
 from . import provenance
+from .browser import Browser, BrowserError, find_browser  # find_browser: stages/demo.py imports it from here
 
 log = logging.getLogger(__name__)
 
@@ -366,15 +366,6 @@ def write_report(out_dir: str | os.PathLike, context: Mapping[str, Any]) -> Path
     return write_text(out / REPORT_NAME, render_html(context))
 
 
-def find_browser() -> str | None:
-    """Path of a Chromium-family browser on PATH, or None."""
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
-
-
 def screenshot(html_path: str | os.PathLike, png_path: str | os.PathLike, width: int = 1200,
                height: int = 1600, timeout_s: float = 120.0) -> bool:
     """Render a page to PNG with headless Chromium.
@@ -395,8 +386,6 @@ def screenshot(html_path: str | os.PathLike, png_path: str | os.PathLike, width:
     bool
         True if the PNG was written; False if no browser is installed or it failed (logged).
     """
-    from .browser import Browser, BrowserError
-
     if find_browser() is None:
         return False
     try:
@@ -414,5 +403,4 @@ def screenshot(html_path: str | os.PathLike, png_path: str | os.PathLike, width:
     return True
 
 
-__all__ = ["COLUMNS", "REPORT_NAME", "STATEMENT", "find_browser", "metrics_html", "render_html",
-           "screenshot", "write_report"]
+__all__ = ["COLUMNS", "REPORT_NAME", "STATEMENT", "metrics_html", "render_html", "screenshot", "write_report"]
