@@ -2,7 +2,7 @@
 
 The page opens offline and can be mailed as one file: every picture is embedded as a base64
 ``data:`` URI, the style sheet is inline, and there are no scripts, web fonts or links to
-other resources. All text taken from the context is escaped with `html.escape`.
+other resources. All text taken from the context is escaped with `provenance.e` (`html.escape`).
 
 `screenshot` renders a page to PNG with headless Chromium when one is installed (used to check
 what a reader sees, and for previews), through `skull2face.report.browser`.
@@ -11,7 +11,6 @@ what a reader sees, and for previews), through `skull2face.report.browser`.
 from __future__ import annotations
 
 import base64
-import html
 import logging
 import math
 import os
@@ -22,6 +21,7 @@ from typing import Any
 from ..io.atomic import atomic_path, write_text
 from . import provenance
 from .browser import Browser, BrowserError, find_browser  # find_browser: stages/demo.py imports it from here
+from .provenance import e as _e  # the one HTML escape of the report
 
 log = logging.getLogger(__name__)
 
@@ -107,10 +107,6 @@ h2 { break-after: avoid; }
 h2.provenance { break-before: page; }
 details { display: none; }
 """
-
-
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
 
 
 def _image_uri(path: str | os.PathLike) -> str | None:
