@@ -112,7 +112,7 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
     page = (tmp_path / "demo" / "report" / "report.html").read_text(encoding="utf-8")
     assert "investigative lead" in page and "data:image/png;base64," in page
     assert 'id="s2f-viewer"' in page and len(page.encode()) < 15e6  # the 3D view, and the page stays small
-    from skull2face.report.html import find_browser
+    from skull2face.report.browser import find_browser
 
     if find_browser() is not None:
         assert (tmp_path / "demo" / "report" / "report.pdf").read_bytes().startswith(b"%PDF-")

@@ -13,10 +13,11 @@ import trimesh
 
 from skull2face.io.error_mesh import write_error_ply
 from skull2face.report import html as report
+from skull2face.report.browser import find_browser
 from skull2face.report import scene3d
 
 pytestmark = pytest.mark.skipif(
-    report.find_browser() is None,
+    find_browser() is None,
     reason="no Chromium-family browser on PATH (.ci/run installs Debian's chromium when root with apt-get)")
 
 BACKGROUND = np.array([0x20, 0x24, 0x2A])  # the viewer's clear colour (#20242a)

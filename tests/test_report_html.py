@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from skull2face.report import html as report
+from skull2face.report.browser import find_browser
 
 
 def _png(path, colour, size=(40, 60)):
@@ -115,7 +116,7 @@ def test_missing_pictures_show_a_placeholder(tmp_path):
 
 def test_screenshot_renders_the_page(page, tmp_path):
     path, _ = page
-    if report.find_browser() is None:
+    if find_browser() is None:
         pytest.skip("no Chromium-family browser on PATH (.ci/run installs Debian's chromium when root with apt-get)")
     from PIL import Image
 

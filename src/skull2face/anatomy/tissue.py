@@ -24,6 +24,8 @@ from ..errors import InputError, finite_number
 from . import names
 
 COLUMNS = ("bone_landmark", "soft_landmark", "side", "mean_mm", "sd_mm", "paper_table1_landmark")
+#: Provenance of the bundled table, as a run records it (e.g. the thickness prior's ``table``).
+TABLE_SOURCE = "Hona & Stephan 2024 (data/tissue/fstt_hona_stephan_2024.csv)"
 _SIDES = ("midline", "bilateral")
 
 

@@ -11,7 +11,8 @@ not all of it. Before a head enters a dataset its volume, surfaces and landmarks
 * **rejected**: not a pair at all (one line why): the skull head frame cannot be placed, or the
   face is not in view.
 
-Regions are the face's sub-regions of `skull2face.evaluation.region.SUBREGIONS` plus
+Regions (`REGIONS`, kept with the pixel labels in `skull2face.dataset.weights`, which this
+module builds on) are the face's sub-regions of `skull2face.evaluation.region.SUBREGIONS` plus
 ``"vault"`` (the map above the forehead box: ``y > n_y + 40 mm``). Every threshold is a named
 constant below with its rationale; measures are in the head frame of the skull (mm; +x left,
 +y up, +z anterior, origin nasion) unless named otherwise.
@@ -25,10 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..geometry.metal import METAL_HU
-from ..evaluation.region import SUBREGIONS
-
-#: Regions a head is judged on, in order: the vault, then the face's scored sub-regions.
-REGIONS: tuple[str, ...] = ("vault",) + SUBREGIONS
+from .weights import FOV_MARGIN_VOXELS, REGIONS, in_view, pixel_labels
 
 # --- thresholds (every one with its rationale) -------------------------------------------------
 
@@ -64,9 +62,8 @@ VAULT_CUT_CM2 = 118.0
 #: view: what is left is a sliver along the scan cut. (The part of a region that is out of view
 #: is zeroed pixel by pixel in the weight maps anyway, whatever the region's status.)
 IN_VIEW_MIN = 1.0 / 3.0
-#: A surface point nearer than this many voxels to the volume's boundary is a scan cut (lid),
-#: not anatomy (the marching-cubes cap closes within one voxel of the boundary).
-FOV_MARGIN_VOXELS = 1.0
+# Field-of-view margin (voxels): `FOV_MARGIN_VOXELS` of `skull2face.dataset.weights`, which the
+# weight maps share (its rationale is there).
 #: Shell: the fraction of face rays (head-frame +z, in front of the skin) that meet an object
 #: (> `OBJECT_HU`) after air (< `AIR_HU`). Most RT heads show a few percent (frame bars,
 #: head rest edges seen at the side of the face); a mask shell covering the face shows more.
@@ -165,15 +162,6 @@ def index_matrix(vol) -> np.ndarray:
     m[:3, :3] = inv
     m[:3, 3] = -inv @ np.asarray(vol.origin, dtype=np.float64)
     return m
-
-
-def in_view(head_to_index: np.ndarray, shape, points_head: np.ndarray, margin_voxels: float) -> np.ndarray:
-    """(n,) bool: head-frame points (n, 3) at least ``margin_voxels`` inside the volume's box."""
-    from ..geometry.frame import apply
-
-    idx = apply(head_to_index, np.asarray(points_head, dtype=np.float64).reshape(-1, 3))
-    hi = np.asarray(shape, dtype=np.float64) - 1.0 - margin_voxels
-    return np.all((idx >= margin_voxels) & (idx <= hi), axis=1)
 
 
 def metal_volume(voxels: np.ndarray, spacing, threshold_hu: float = METAL_HU) -> tuple[int, float]:
@@ -407,8 +395,6 @@ def assess_head(vol, skull, skin, skull_lms: Mapping, skin_lms: Mapping | None,
     m["region_landmarks_from_skull"] = stood
     if skin_error:
         m["skin_landmark_error"] = skin_error
-
-    from .weights import pixel_labels
 
     labels, core = pixel_labels(spec, skin_map, pts, core=True)
     ok = in_view(head_to_index, vol.shape, _pixel_points(spec, skin_map), FOV_MARGIN_VOXELS).reshape(skin_map.shape)

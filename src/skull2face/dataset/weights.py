@@ -10,7 +10,7 @@ map (the same render spec). A pixel is 0 when
   outside the boxes given the label of the nearest box position (sides -> cheeks, the neck ->
   chin);
 * or its face point (the surface seen; for an empty pixel, the point at the map's median face
-  height) lies outside the CT's field of view or within `quality.FOV_MARGIN_VOXELS` of its
+  height) lies outside the CT's field of view or within `FOV_MARGIN_VOXELS` of its
   boundary (a scan-cut lid, not skin). The volume's box is kept in the real head's frame; a
   synthetic sample's head frame is that of its warped skull, which the warp moves little, so
   the same head-frame box is used.
@@ -26,8 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
-from ..evaluation.region import subregion_boxes
-from .quality import FOV_MARGIN_VOXELS, REGIONS, in_view
+from ..evaluation.region import SUBREGIONS, subregion_boxes
+
+#: Regions a head is judged on (`skull2face.dataset.quality`), in order: the vault, then the
+#: face's scored sub-regions.
+REGIONS: tuple[str, ...] = ("vault",) + SUBREGIONS
+#: A surface point nearer than this many voxels to the volume's boundary is a scan cut (lid),
+#: not anatomy (the marching-cubes cap closes within one voxel of the boundary).
+FOV_MARGIN_VOXELS = 1.0
 
 #: Label of a pixel above the forehead box.
 VAULT = REGIONS.index("vault")
@@ -37,7 +43,7 @@ VAULT_CORE_MM = 48.0
 
 
 def pixel_labels(spec, face_height: np.ndarray, head_points: Mapping, core: bool = False):
-    """Region of every pixel, as an index into `quality.REGIONS`.
+    """Region of every pixel, as an index into `REGIONS`.
 
     Parameters
     ----------
@@ -73,6 +79,15 @@ def pixel_labels(spec, face_height: np.ndarray, head_points: Mapping, core: bool
     if not core:
         return lab
     return lab, (np.abs(x) <= b["x_half"]) & (y >= b["y_min"]) & (y <= b["y_max"] + VAULT_CORE_MM)
+
+
+def in_view(head_to_index: np.ndarray, shape, points_head: np.ndarray, margin_voxels: float) -> np.ndarray:
+    """(n,) bool: head-frame points (n, 3) at least ``margin_voxels`` inside the volume's box."""
+    from ..geometry.frame import apply
+
+    idx = apply(head_to_index, np.asarray(points_head, dtype=np.float64).reshape(-1, 3))
+    hi = np.asarray(shape, dtype=np.float64) - 1.0 - margin_voxels
+    return np.all((idx >= margin_voxels) & (idx <= hi), axis=1)
 
 
 def weight_map(spec, face_height: np.ndarray, head_points: Mapping, quality: Mapping) -> np.ndarray:

@@ -10,6 +10,7 @@
 ``lids``          flat scan cuts ("lids") where a scan ends
 ``normals``       outward bone normals and the head centre they point away from
 ``fill``          closing pits and holes of a height map (the filled skull)
+``smooth``        NaN-aware Gaussian smoothing of a map (normalised convolution, an edge mode)
 ``distances``     exact point-to-surface distances, vertex areas
 ``tps``           thin-plate spline warps
 ``interpolate``   Shepard inverse-distance weighting

@@ -41,7 +41,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import InputError
-from .volumes import Volume, _check_geometry, _first_line, _looks_like_dicom
+from .volume_base import Volume, check_geometry, first_line, looks_like_dicom
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def read_dicom_folder(folder: Path) -> Volume:
     try:
         series_ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)) or ()
     except RuntimeError as exc:
-        raise InputError(folder, f"cannot scan folder for DICOM: {_first_line(exc)}") from None
+        raise InputError(folder, f"cannot scan folder for DICOM: {first_line(exc)}") from None
     if not series_ids:
         raise InputError(folder, "no DICOM series found in this folder")
     series = {sid: sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), sid) for sid in series_ids}
@@ -106,7 +106,7 @@ def read_dicom_folder(folder: Path) -> Volume:
         vol = _read_regular(folder, chosen, geo["files"], info)
     else:
         vol = _read_resampled(folder, geo, info)
-    _check_geometry(vol, folder)
+    check_geometry(vol, folder)
     return vol
 
 
@@ -117,7 +117,7 @@ def _read_regular(folder: Path, chosen: str, files: list[str], info: dict) -> Vo
         image = reader.Execute()
     except RuntimeError as exc:
         raise InputError(folder, f"cannot read DICOM series {chosen} (truncated or corrupt slice?): "
-                                 f"{_first_line(exc)}") from None
+                                 f"{first_line(exc)}") from None
     return Volume.from_sitk(image, str(folder), info)
 
 
@@ -125,7 +125,7 @@ def _unreadable_dicom(folder: Path, in_series: set[str]) -> list[Path]:
     """Files of ``folder`` that start like DICOM but belong to no series GDCM could read
     (a truncated or corrupt slice is dropped from its series, leaving a gap)."""
     return sorted(p for p in folder.iterdir() if p.is_file() and os.path.realpath(p) not in in_series
-                  and p.name.upper() != "DICOMDIR" and _looks_like_dicom(p))
+                  and p.name.upper() != "DICOMDIR" and looks_like_dicom(p))
 
 
 def _floats(reader: sitk.ImageFileReader, tag: str) -> np.ndarray:
@@ -271,7 +271,7 @@ def _read_slice(f: str) -> sitk.Image:
         image = sitk.ReadImage(f)
         sitk.GetArrayViewFromImage(image)  # pixel data is read lazily; fail here, not later
     except RuntimeError as exc:
-        raise InputError(f, f"DICOM slice is truncated or corrupt: {_first_line(exc)}") from None
+        raise InputError(f, f"DICOM slice is truncated or corrupt: {first_line(exc)}") from None
     if image.GetNumberOfComponentsPerPixel() != 1:
         raise InputError(f, "expected a grey-value DICOM slice, got a multi-component (colour) image")
     if image.GetDimension() == 3 and image.GetSize()[2] != 1:

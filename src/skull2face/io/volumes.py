@@ -1,8 +1,9 @@
 """Head volumes (CT or MR) from DICOM series, NIfTI, NRRD and MHA/MHD, read with SimpleITK.
 
-Every reader returns one in-memory form, `Volume`: the voxel array indexed ``[i, j, k]``
-along the image's own x, y, z axes, plus LPS millimetre geometry (origin, spacing, direction),
-exactly as DICOM and ITK define it. SimpleITK already converts NIfTI's RAS to LPS and applies
+Every reader returns one in-memory form, `Volume` (`skull2face.io.volume_base`, with the
+checks the readers share): the voxel array indexed ``[i, j, k]`` along the image's own x, y, z
+axes, plus LPS millimetre geometry (origin, spacing, direction), exactly as DICOM and ITK
+define it. SimpleITK already converts NIfTI's RAS to LPS and applies
 DICOM rescale slope/intercept, so CT values arrive in Hounsfield units.
 """
 
@@ -11,102 +12,18 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
 from ..errors import InputError
+from .dicom import read_dicom_folder
+from .volume_base import Volume, check_geometry, first_line, looks_like_dicom, refuse_non_finite
 
 log = logging.getLogger(__name__)
 
 VOLUME_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
-
-@dataclass
-class Volume:
-    """A scalar volume with LPS millimetre geometry.
-
-    Attributes
-    ----------
-    voxels : np.ndarray
-        ``(nx, ny, nz)`` int16 (CT, Hounsfield units) or float32; ``voxels[i, j, k]`` is the
-        value at index ``(i, j, k)`` along the image's x, y, z axes.
-    spacing : np.ndarray
-        ``(3,)`` float64, voxel size in mm along i, j, k.
-    origin : np.ndarray
-        ``(3,)`` float64, LPS position (mm) of the centre of voxel ``(0, 0, 0)``.
-    direction : np.ndarray
-        ``(3, 3)`` float64; column ``c`` is the LPS unit vector of index axis ``c``.
-    source : str
-        Where it was read from.
-    info : dict
-        Reader notes (format, series chosen, modality, ...).
-    """
-
-    voxels: np.ndarray
-    spacing: np.ndarray
-    origin: np.ndarray
-    direction: np.ndarray
-    source: str = ""
-    info: dict = field(default_factory=dict)
-
-    @property
-    def shape(self) -> tuple[int, int, int]:
-        return tuple(self.voxels.shape)
-
-    @property
-    def index_to_lps(self) -> np.ndarray:
-        """``(4, 4)`` affine taking ``(i, j, k, 1)`` voxel indices to LPS mm."""
-        m = np.eye(4)
-        m[:3, :3] = self.direction @ np.diag(self.spacing)
-        m[:3, 3] = self.origin
-        return m
-
-    def to_lps(self, ijk: np.ndarray) -> np.ndarray:
-        """Map ``(n, 3)`` continuous voxel indices to ``(n, 3)`` LPS millimetres."""
-        ijk = np.asarray(ijk, dtype=np.float64)
-        return ijk @ (self.direction @ np.diag(self.spacing)).T + self.origin
-
-    def geometry(self) -> dict:
-        """JSON-ready description of the grid (shape, spacing, origin, direction, orientation code)."""
-        return {
-            "shape_ijk": list(self.shape),
-            "spacing_mm": self.spacing.tolist(),
-            "origin_lps_mm": self.origin.tolist(),
-            "direction": self.direction.tolist(),
-            "orientation": sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(
-                self.direction.ravel().tolist()),
-            "dtype": str(self.voxels.dtype),
-            "value_range": [float(self.voxels.min()), float(self.voxels.max())],
-        }
-
-    @classmethod
-    def from_sitk(cls, image: sitk.Image, source: str = "", info: dict | None = None) -> "Volume":
-        if image.GetDimension() != 3:
-            raise InputError(source, f"expected a 3D volume, got {image.GetDimension()}D")
-        if image.GetNumberOfComponentsPerPixel() != 1:
-            raise InputError(source, "expected a scalar (grey-value) volume, got a multi-component image")
-        arr = sitk.GetArrayFromImage(image)  # (z, y, x)
-        if arr.dtype not in (np.int16, np.float32):
-            # int16 covers every CT in HU; anything else (uint16 raw, float64) becomes float32
-            arr = arr.astype(np.int16 if np.issubdtype(arr.dtype, np.integer)
-                             and arr.min() >= -32768 and arr.max() <= 32767 else np.float32)
-        return cls(
-            voxels=np.ascontiguousarray(arr.transpose(2, 1, 0)),
-            spacing=np.array(image.GetSpacing(), dtype=np.float64),
-            origin=np.array(image.GetOrigin(), dtype=np.float64),
-            direction=np.array(image.GetDirection(), dtype=np.float64).reshape(3, 3),
-            source=source,
-            info=dict(info or {}),
-        )
-
-    def to_sitk(self) -> sitk.Image:
-        image = sitk.GetImageFromArray(self.voxels.transpose(2, 1, 0))
-        image.SetSpacing(self.spacing.tolist())
-        image.SetOrigin(self.origin.tolist())
-        image.SetDirection(self.direction.ravel().tolist())
-        return image
 
 
 def file_sha256(path: str | os.PathLike) -> str:
@@ -161,13 +78,11 @@ def read_volume(path: str | os.PathLike) -> Volume:
     if not path.exists():
         raise InputError(path, "not found")
     if path.is_dir():
-        from .dicom import read_dicom_folder  # it builds on this module
-
         return read_dicom_folder(path)
     if path.stat().st_size == 0:
         raise InputError(path, "file is empty (0 bytes)")
     if volume_stem(path) is None:
-        if path.suffix.lower() == ".dcm" or _looks_like_dicom(path):
+        if path.suffix.lower() == ".dcm" or looks_like_dicom(path):
             raise InputError(path, "this is a single DICOM file: pass the folder that holds the whole series")
         raise InputError(path, f"unsupported volume format; use a DICOM folder or one of {', '.join(VOLUME_SUFFIXES)}")
     _check_complete(path)
@@ -176,12 +91,12 @@ def read_volume(path: str | os.PathLike) -> Volume:
     try:
         image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
-        raise InputError(path, f"cannot read volume (truncated or corrupt?): {_first_line(exc)}") from None
+        raise InputError(path, f"cannot read volume (truncated or corrupt?): {first_line(exc)}") from None
     try:
         vol = Volume.from_sitk(image, str(path), {"format": "".join(path.suffixes[-2:]).lower()})
     except RuntimeError as exc:  # lazily-read pixel data can still fail here
-        raise InputError(path, f"cannot read voxel data (truncated or corrupt?): {_first_line(exc)}") from None
-    _check_geometry(vol, path)
+        raise InputError(path, f"cannot read voxel data (truncated or corrupt?): {first_line(exc)}") from None
+    check_geometry(vol, path)
     return vol
 
 
@@ -232,36 +147,6 @@ def _check_nifti_size(path: Path, head: bytes, size: int | None) -> None:
                                f"the file holds {size}")
 
 
-def _first_line(exc: Exception) -> str:
-    lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
-    # ITK messages start with a file:line location; the useful sentence is usually last
-    return lines[-1] if lines else type(exc).__name__
-
-
-def _looks_like_dicom(path: Path) -> bool:
-    try:
-        with open(path, "rb") as f:
-            head = f.read(132)
-        return head[128:132] == b"DICM"
-    except OSError:
-        return False
-
-
-def _refuse_non_finite(path: Path, bad: int, total: int) -> None:
-    """The one message for NaN or infinite voxels (what they hold, air or bone, cannot be guessed)."""
-    if bad and bad == total:
-        raise InputError(path, "every voxel is NaN or infinite: the volume holds no image")
-    if bad:
-        raise InputError(path, f"{bad} of {total} voxels ({100 * bad / total:.2g} %) are NaN or infinite; skull2face "
-                               "does not guess what they hold: fill them (e.g. with the air value) first")
-
-
-def _check_voxels(vol: Volume, path: Path) -> None:
-    """Refuse NaN or infinite voxels in what was read."""
-    if not np.issubdtype(vol.voxels.dtype, np.integer):
-        _refuse_non_finite(path, int(vol.voxels.size - np.count_nonzero(np.isfinite(vol.voxels))), vol.voxels.size)
-
-
 _NIFTI_FLOATS = {16: "f4", 64: "f8"}  # NIfTI-1 datatype codes of float32 and float64
 
 
@@ -288,18 +173,7 @@ def _check_nifti_finite(path: Path) -> None:
         while chunk := f.read(dtype.itemsize << 22):
             vals = np.frombuffer(chunk[: len(chunk) - len(chunk) % dtype.itemsize], dtype=dtype)
             bad += int(vals.size - np.count_nonzero(np.isfinite(vals)))
-    _refuse_non_finite(path, bad, total)
-
-
-def _check_geometry(vol: Volume, path: Path) -> None:
-    _check_voxels(vol, path)
-    if min(vol.shape) < 2:
-        raise InputError(path, f"volume is not 3D enough to hold a head (grid {vol.shape})")
-    if not np.all(np.isfinite(vol.spacing)) or np.any(vol.spacing <= 0):
-        raise InputError(path, f"invalid voxel spacing {vol.spacing.tolist()}")
-    if np.any(vol.spacing > 20) or np.any(vol.spacing < 0.01):
-        raise InputError(path, f"voxel spacing {vol.spacing.round(4).tolist()} is not in millimetres "
-                               "(expected 0.01..20 mm)")
+    refuse_non_finite(path, bad, total)
 
 
 def write_volume(vol: Volume, path: str | os.PathLike) -> Path:

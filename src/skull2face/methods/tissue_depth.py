@@ -22,13 +22,13 @@ from typing import Any
 
 import numpy as np
 import trimesh
-from scipy import ndimage
 
 from ..anatomy.landmark_set import points_of
-from ..anatomy.tissue import load_table, thickness_for
+from ..anatomy.tissue import TABLE_SOURCE, load_table, thickness_for
 from ..geometry.depthmap import DepthMap, RenderSpec, render
 from ..geometry.fill import BRIDGE_RADIUS_MM, PIT_DEPTH_MM, bridge_pits
 from ..geometry.frame import apply
+from ..geometry.smooth import nan_gaussian
 from ..geometry.interpolate import shepard
 from ..geometry.normals import HEAD_CENTRE, NORMAL_SMOOTHING_ITERATIONS, outward_vertex_normals
 from .nose import NoseRule, add_nose, measure_aperture_width
@@ -131,18 +131,6 @@ def interpolate_thickness(points: Any, site_points: Any, site_thickness: Any, de
     """
     return shepard(points, site_points, site_thickness, power=power, softening_mm=softening_mm,
                    background=default_mm, background_distance_mm=default_distance_mm)
-
-
-def _smooth_nan(h: np.ndarray, sigma_px: float) -> np.ndarray:
-    """Gaussian smoothing that ignores NaN pixels (normalised convolution); NaN stays NaN."""
-    valid = np.isfinite(h)
-    if sigma_px <= 0 or not valid.any():
-        return h
-    num = ndimage.gaussian_filter(np.where(valid, h, 0.0), sigma_px, mode="nearest")
-    den = ndimage.gaussian_filter(valid.astype(np.float64), sigma_px, mode="nearest")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        out = num / den
-    return np.where(valid, out, np.nan)
 
 
 def below_jaw(spec: RenderSpec, landmarks_head: Mapping[str, Any], margin_mm: float = JAW_MARGIN_MM) -> np.ndarray | None:
@@ -265,7 +253,7 @@ def tissue_depth_face(skull_mesh: trimesh.Trimesh, skull_landmarks: Any, spec: R
 
     s = spec.mm_per_px
     bridged, filled = bridge_pits(height, s, bridge_radius_mm, pit_depth_mm)
-    face = _smooth_nan(bridged.astype(np.float64), smooth_sigma_mm / s)
+    face = nan_gaussian(bridged.astype(np.float64), smooth_sigma_mm / s, mode="nearest")
 
     nose_info: dict = {"added": False, "why": "disabled"}
     if rule.enabled:
@@ -283,7 +271,7 @@ def tissue_depth_face(skull_mesh: trimesh.Trimesh, skull_landmarks: Any, spec: R
         "sites": {n: round(float(v), 2) for n, v in zip(names, site_t)},
         "default_mm": t0,
         "default_distance_mm": default_distance_mm,
-        "thickness_source": "Hona & Stephan 2024 pooled adult means (skull2face.anatomy.tissue)",
+        "thickness_source": f"{TABLE_SOURCE}: pooled adult means",
         "bridge_radius_mm": bridge_radius_mm,
         "pit_depth_mm": pit_depth_mm,
         "filled_px": int(filled.sum()),

@@ -114,7 +114,7 @@ class GanConfig:
 
     @classmethod
     def from_settings(cls, settings: Any) -> GanConfig:
-        """The config of a run's settings (`skull2face.stages.train.TrainSettings` or alike).
+        """The config of a run's settings (`skull2face.training.settings.TrainSettings` or alike).
 
         Every field is read from the attribute of the same name, except ``max_res``
         (``settings.final_res``) and ``min_res`` (the first resolution of ``settings.stages()``).

@@ -13,19 +13,27 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from .html import find_browser
-
 #: Flags: no sandbox (root in containers), software WebGL, and nothing that reaches the network
 #: (QUIC, background fetches, component and sync updates).
 FLAGS = ("--headless", "--no-sandbox", "--use-angle=swiftshader", "--enable-unsafe-swiftshader",
          "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update",
          "--disable-sync", "--hide-scrollbars", "--mute-audio", "--remote-debugging-pipe")
+
+
+def find_browser() -> str | None:
+    """Path of a Chromium-family browser on PATH, or None."""
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
 
 
 class BrowserError(RuntimeError):
@@ -212,4 +220,4 @@ class Browser:
         self.close()
 
 
-__all__ = ["Browser", "BrowserError", "FLAGS"]
+__all__ = ["Browser", "BrowserError", "FLAGS", "find_browser"]

@@ -19,14 +19,15 @@ import logging
 from pathlib import Path
 
 from ..errors import InputError
+from ..anatomy.tissue import TABLE_SOURCE
 from ..methods import registry
 
 log = logging.getLogger(__name__)
 
-TISSUE_SOURCE = ("Facial soft-tissue thickness over each bony landmark: pooled adult means and standard "
-                 "deviations of Hona & Stephan (2024), International Journal of Legal Medicine 138: 519-535 "
-                 "(bundled as data/tissue/fstt_hona_stephan_2024.csv). The tissue-depth and face-model methods "
-                 "place the skin with it, and the synthetic training heads are made with it.")
+TISSUE_SOURCE = (f"Facial soft-tissue thickness over each bony landmark: pooled adult means and standard "
+                 f"deviations of {TABLE_SOURCE}, International Journal of Legal Medicine 138: 519-535. The "
+                 "tissue-depth and face-model methods place the skin with it, and the synthetic training heads are "
+                 "made with it.")
 
 
 def _read(path: Path) -> dict:

@@ -2,7 +2,7 @@
 
 The page opens offline and can be mailed as one file: every picture is embedded as a base64
 ``data:`` URI, the style sheet is inline, and there are no scripts, web fonts or links to
-other resources. All text taken from the context is escaped with `html.escape`.
+other resources. All text taken from the context is escaped with `provenance.e` (`html.escape`).
 
 `screenshot` renders a page to PNG with headless Chromium when one is installed (used to check
 what a reader sees, and for previews), through `skull2face.report.browser`.
@@ -11,17 +11,17 @@ what a reader sees, and for previews), through `skull2face.report.browser`.
 from __future__ import annotations
 
 import base64
-import html
 import logging
 import math
 import os
-import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from ..io.atomic import atomic_path, write_text
 from . import provenance
+from .browser import Browser, BrowserError, find_browser
+from .provenance import e as _e  # the one HTML escape of the report
 
 log = logging.getLogger(__name__)
 
@@ -107,10 +107,6 @@ h2 { break-after: avoid; }
 h2.provenance { break-before: page; }
 details { display: none; }
 """
-
-
-def _e(value: Any) -> str:
-    return html.escape(str(value), quote=True)
 
 
 def _image_uri(path: str | os.PathLike) -> str | None:
@@ -375,15 +371,6 @@ def write_report(out_dir: str | os.PathLike, context: Mapping[str, Any]) -> Path
     return write_text(out / REPORT_NAME, render_html(context))
 
 
-def find_browser() -> str | None:
-    """Path of a Chromium-family browser on PATH, or None."""
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
-
-
 def screenshot(html_path: str | os.PathLike, png_path: str | os.PathLike, width: int = 1200,
                height: int = 1600, timeout_s: float = 120.0) -> bool:
     """Render a page to PNG with headless Chromium.
@@ -404,8 +391,6 @@ def screenshot(html_path: str | os.PathLike, png_path: str | os.PathLike, width:
     bool
         True if the PNG was written; False if no browser is installed or it failed (logged).
     """
-    from .browser import Browser, BrowserError
-
     if find_browser() is None:
         return False
     try:
@@ -423,5 +408,4 @@ def screenshot(html_path: str | os.PathLike, png_path: str | os.PathLike, width:
     return True
 
 
-__all__ = ["COLUMNS", "REPORT_NAME", "STATEMENT", "find_browser", "metrics_html", "render_html",
-           "screenshot", "write_report"]
+__all__ = ["COLUMNS", "REPORT_NAME", "STATEMENT", "metrics_html", "render_html", "screenshot", "write_report"]

@@ -13,7 +13,6 @@ up and looks from -y (anterior) for the front view.
 from __future__ import annotations
 
 import base64
-import html
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -22,6 +21,8 @@ from typing import Any
 
 import numpy as np
 import trimesh
+
+from .provenance import e
 
 #: Face budget per layer after decimation. At these sizes a CT skull, a face and the truth come
 #: to ~5 MB of page (GLB without normals, base64), keeping the report under ~15 MB.
@@ -205,7 +206,6 @@ def section_html(layers: list[Layer], error_max_mm: float = 5.0, frame: Any = No
                         "opacity": ly.opacity, "error": ly.error_mm is not None, "visible": ly.visible}
                        for ly in layers],
             "error_max_mm": error_max_mm, **view_axes(frame)}
-    e = html.escape
     toggles = []
     for ly in layers:
         toggles.append(f'<label><input type="checkbox" class="layer" data-layer="{e(ly.name)}"{" checked" if ly.visible else ""}> '

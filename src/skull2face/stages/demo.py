@@ -85,7 +85,8 @@ def _demo(out: Path, settings: DemoSettings) -> dict:
     from .export import calibrate_run, make_bundle
     from .predict import PredictSettings, predict
     from ..report.collect import context_from_dirs
-    from ..report.html import find_browser, write_report
+    from ..report.browser import find_browser
+    from ..report.html import write_report
     from ..report.pdf import write_pdf
     from .train import TrainSettings, train
 

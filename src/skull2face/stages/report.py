@@ -62,7 +62,7 @@ def report(dirs: list[str | os.PathLike], out_dir: str | os.PathLike, settings: 
     settings = settings or ReportSettings()
     if settings.pdf:
         from ..errors import InputError
-        from ..report.html import find_browser
+        from ..report.browser import find_browser
 
         if find_browser() is None:  # say so before any work
             raise InputError(None, "--pdf needs Chromium (e.g. apt-get install chromium); none is on PATH")

@@ -1,6 +1,7 @@
 """Train the skull2face conditional GAN on a dataset folder, in resolution stages.
 
-This stage holds the settings (`TrainSettings`), the `train` entry and the command line. The
+This stage holds the `train` entry and the command line; its settings, `TrainSettings`, are
+`skull2face.training.settings` (re-exported here). The
 networks and one GAN step are `skull2face.model.cgan`; data, validation, checkpoints, the plot
 and the loop are `skull2face.training`.
 
@@ -62,175 +63,10 @@ rank 0 alone validates and writes files.
 
 from __future__ import annotations
 
-import dataclasses
 import os
-from dataclasses import dataclass, field
 from typing import Any
 
-from ..training.meta import LEGACY_SETTINGS as _LEGACY  # read by TrainSettings.from_json
-
-DEFAULT_SCHEDULE = "8:2,16:2,32:3,64:4,128:6,256:10"
-
-
-# --------------------------------------------------------------------------------------------
-# Settings
-# --------------------------------------------------------------------------------------------
-
-
-def _help(text: str) -> dict:
-    return {"help": text}
-
-
-@dataclass
-class TrainSettings:
-    """Everything that decides a training run (see the module docstring for the method)."""
-
-    lr: float = field(default=2e-4, metadata=_help("Adam learning rate of G and the Ds"))
-    betas: tuple[float, float] = field(default=(0.5, 0.999), metadata=_help("Adam betas, 'b1,b2'"))
-    batch_size: int = field(default=8, metadata=_help("samples of EACH kind per step and process"))
-    schedule: str | list = field(
-        default=DEFAULT_SCHEDULE,
-        metadata=_help("stages 'res:epochs,...' doubling from the first resolution (entries above "
-                       "--final-res are dropped)"),
-    )
-    final_res: int = field(default=256, metadata=_help("last stage's resolution (pixels, power of two)"))
-    staged: bool = field(default=True, metadata=_help("grow the resolution stage by stage; off: train at "
-                                                       "final-res from the start for the same number of epochs"))
-    fade_fraction: float = field(default=0.5, metadata=_help("part of each new stage over which the new "
-                                                              "level fades in (0: no fade)"))
-    lambda1: float = field(default=100.0, metadata=_help("weight of the L1 face-map loss (normalised units)"))
-    lambda2: float = field(default=1.0, metadata=_help("weight of the anthropological loss L_A (mm)"))
-    lambda_mask: float = field(default=10.0, metadata=_help("weight of the face-mask cross-entropy"))
-    la_on_paired: bool = field(default=True, metadata=_help("apply L_A to paired skulls too"))
-    gan_mode: str = field(default="lsgan", metadata={**_help("adversarial loss"), "choices": ("lsgan", "vanilla")})
-    use_face_discriminator: bool = field(default=True, metadata=_help("unconditional D on faces, trained "
-                                                                       "with the unpaired faces"))
-    k: float = field(default=4.0, metadata=_help("depth exponent of the normalised maps"))
-    residual: bool = field(default=True, metadata=_help("the generator predicts soft-tissue thickness above "
-                                                        "the filled skull, not the face height itself"))
-    base: str = field(default="fit", metadata={**_help("residual mode: the base surface the generator corrects: "
-                                                       "fit (the face-model fit over the skull, from the "
-                                                       "dataset's fitted-face maps; also a generator input) or "
-                                                       "fill (the filled skull + tissue_offset_mm)"),
-                                                "choices": ("fit", "fill")})
-    thickness_range_mm: float = field(default=60.0, metadata=_help("residual mode: thickness span (mm) of "
-                                                                   "generator outputs 0 to 1"))
-    thickness_min_mm: float = field(default=-20.0, metadata=_help("residual mode: thickness (mm) of a generator "
-                                                                "output of 0 (negative: the face may dip below "
-                                                                "the base surface)"))
-    fill_radius_mm: float = field(default=15.0, metadata=_help("residual mode: radius (mm) of the disc "
-                                                               "closing the skull's holes and pits"))
-    tissue_offset_mm: float = field(default=8.0, metadata=_help("residual mode: offset the filled skull "
-                                                                "outwards along its normal by this many mm "
-                                                                "(ball dilation) to make the base surface"))
-    init_thickness_mm: float = field(default=0.0, metadata=_help("residual mode: thickness (mm) above the "
-                                                                 "base an untrained generator predicts"))
-    g_base: int = field(default=16, metadata=_help("generator channels at 256x256"))
-    g_max_ch: int = field(default=128, metadata=_help("generator channel cap"))
-    g_dropout: float = field(default=0.0, metadata=_help("generator decoder dropout at <= 8x8"))
-    d_base: int = field(default=32, metadata=_help("discriminator channels of the first layer"))
-    d_layers: int = field(default=3, metadata=_help("discriminator stride-2 layers"))
-    seed: int = field(default=0, metadata=_help("seed of weights and data order"))
-    device: str = field(default="auto", metadata=_help("auto (CUDA when present), cpu, cuda or cuda:N"))
-    num_threads: int = field(default=0, metadata=_help("CPU threads per process (0: cores / local processes)"))
-    val_every: int = field(default=1, metadata=_help("validate every N epochs (and at each stage's end)"))
-    stop_after_epochs: int | None = field(default=None, metadata=_help("stop once this many epochs (in total, "
-                                                                        "across resumes) are done"))
-    progress: bool = field(default=True, metadata=_help("tqdm progress bars"))
-
-    def __post_init__(self) -> None:
-        self.betas = tuple(float(b) for b in self.betas)  # JSON round trips give lists
-        if isinstance(self.schedule, list):
-            self.schedule = [tuple(int(v) for v in entry) for entry in self.schedule]
-        self.validate()
-
-    def validate(self) -> None:
-        """Raise ValueError on an impossible setting."""
-        if not (self.lr > 0 and len(self.betas) == 2 and all(0 <= b < 1 for b in self.betas)):
-            raise ValueError(f"need lr > 0 and 0 <= betas < 1, got {self.lr}, {self.betas}")
-        if self.batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {self.batch_size}")
-        if self.gan_mode not in ("lsgan", "vanilla"):
-            raise ValueError(f"gan_mode must be 'lsgan' or 'vanilla', got {self.gan_mode!r}")
-        if not 0 <= self.fade_fraction <= 1:
-            raise ValueError(f"fade_fraction must be in [0, 1], got {self.fade_fraction}")
-        if min(self.lambda1, self.lambda2, self.lambda_mask) < 0:
-            raise ValueError("loss weights must be >= 0")
-        if not self.k > 0:
-            raise ValueError(f"k must be positive, got {self.k}")
-        lo, hi = self.thickness_min_mm, self.thickness_min_mm + self.thickness_range_mm
-        if not (self.thickness_range_mm > 0 and self.fill_radius_mm >= 0 and self.tissue_offset_mm >= 0
-                and lo < self.init_thickness_mm < hi):
-            raise ValueError("need thickness_range_mm > 0, fill_radius_mm >= 0, tissue_offset_mm >= 0 and "
-                             "thickness_min_mm < init_thickness_mm < thickness_min_mm + thickness_range_mm, "
-                             f"got {self.thickness_range_mm}, {self.fill_radius_mm}, {self.tissue_offset_mm}, "
-                             f"{self.thickness_min_mm}, {self.init_thickness_mm}")
-        if self.base not in ("fit", "fill"):
-            raise ValueError(f"base must be 'fit' or 'fill', got {self.base!r}")
-        if self.val_every < 1:
-            raise ValueError(f"val_every must be >= 1, got {self.val_every}")
-        if self.stop_after_epochs is not None and self.stop_after_epochs < 0:
-            raise ValueError(f"stop_after_epochs must be >= 0, got {self.stop_after_epochs}")
-        self.stages()  # checks schedule and final_res
-
-    def parsed_schedule(self) -> list[tuple[int, int]]:
-        """The schedule as ``[(resolution, epochs), ...]`` before dropping stages above ``final_res``."""
-        sched = self.schedule
-        if isinstance(sched, str):
-            out = []
-            for part in sched.replace(" ", "").split(","):
-                if not part:
-                    continue
-                try:
-                    res, ep = part.split(":")
-                    out.append((int(res), int(ep)))
-                except ValueError:
-                    raise ValueError(f"schedule entries must be 'resolution:epochs', got {part!r}") from None
-            sched = out
-        return [(int(r), int(e)) for r, e in sched]
-
-    def stages(self) -> list[tuple[int, int]]:
-        """Resolved stages ``[(resolution, epochs), ...]`` actually trained.
-
-        Staged: the schedule's entries up to ``final_res``, which must be consecutive doublings
-        (one new generator level per stage) ending at ``final_res``. Not staged: one stage at
-        ``final_res`` with the total number of epochs of the staged run.
-        """
-        sched = self.parsed_schedule()
-        if not sched:
-            raise ValueError("the schedule is empty")
-        res = self.final_res
-        if res < 4 or res & (res - 1):
-            raise ValueError(f"final_res must be a power of two >= 4, got {res}")
-        for r, e in sched:
-            if r < 4 or r & (r - 1) or e < 0:
-                raise ValueError(f"schedule resolutions must be powers of two >= 4 and epochs >= 0, got {r}:{e}")
-        kept = [(r, e) for r, e in sched if r <= res]
-        if not kept or kept[-1][0] != res:
-            raise ValueError(f"the schedule {self.schedule!r} has no stage at final_res={res}")
-        for (r0, _), (r1, _) in zip(kept, kept[1:]):
-            if r1 != 2 * r0:
-                raise ValueError(f"schedule resolutions must double from stage to stage, got {r0} then {r1}")
-        if not self.staged:
-            return [(res, sum(e for _, e in kept))]
-        return kept
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON-ready dict (`from_json` reads it back)."""
-        d = dataclasses.asdict(self)
-        d["betas"] = list(self.betas)
-        if not isinstance(self.schedule, str):
-            d["schedule"] = [list(e) for e in self.schedule]
-        return d
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> TrainSettings:
-        """Rebuild from `to_json` output, ignoring unknown keys.
-
-        Records written before a setting existed get its `_LEGACY` value (``residual`` False).
-        """
-        names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{**_LEGACY, **{k: v for k, v in data.items() if k in names}})
+from ..training.settings import DEFAULT_SCHEDULE, TrainSettings  # re-exported: the command's settings
 
 
 # --------------------------------------------------------------------------------------------

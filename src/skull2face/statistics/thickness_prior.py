@@ -36,9 +36,10 @@ from scipy import ndimage
 
 from ..anatomy.landmark_set import points_of
 from ..anatomy.names import BONE_TO_SKIN
-from ..anatomy.tissue import thickness_for
+from ..anatomy.tissue import TABLE_SOURCE, thickness_for
 from ..geometry.fill import filled_height
 from ..geometry.interpolate import shepard
+from ..geometry.smooth import nan_gaussian
 
 FILL_RADIUS_MM = 15.0
 """Disc radius of the closing that makes the base surface (`skull2face.geometry.fill.DEFAULT_RADIUS_MM`:
@@ -198,15 +199,7 @@ def measure(skull_height: np.ndarray, face_height: np.ndarray, mm_per_px: float,
     base = base_height(skull, mm_per_px, radius_mm).astype(np.float64)
     t = face - base
     ok = over_bone(skull, mm_per_px, radius_mm) & np.isfinite(t) & (t >= 0.0) & (t <= MAX_THICKNESS_MM)
-    return _masked_smooth(np.where(ok, t, np.nan), SMOOTH_MM / mm_per_px)
-
-
-def _masked_smooth(values: np.ndarray, sigma_px: float) -> np.ndarray:
-    """Gaussian smoothing that ignores NaN (normalised convolution); NaN stays NaN."""
-    ok = np.isfinite(values)
-    num = ndimage.gaussian_filter(np.where(ok, values, 0.0), sigma_px)
-    den = ndimage.gaussian_filter(ok.astype(np.float64), sigma_px)
-    return np.where(ok, num / np.maximum(den, 1e-9), np.nan).astype(np.float32)
+    return nan_gaussian(np.where(ok, t, np.nan), SMOOTH_MM / mm_per_px).astype(np.float32)
 
 
 def _table_nodes(landmark_sets: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -256,7 +249,7 @@ def _weighted_median(values: np.ndarray, wts: np.ndarray) -> np.ndarray:
 
 
 def build_prior(heads: Sequence[tuple[str, np.ndarray, np.ndarray, Any]], spec: Any,
-                table: str = "Hona & Stephan 2024 (data/tissue/fstt_hona_stephan_2024.csv)",
+                table: str = TABLE_SOURCE,
                 weights: Sequence[Any] | None = None) -> ThicknessPrior:
     """Measure the prior on real paired heads.
 

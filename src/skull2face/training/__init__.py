@@ -15,9 +15,12 @@
     `meta.ModelMeta`: what a trained generator needs besides its weights, typed and checked.
 ``plots``
     ``loss.png``.
+``settings``
+    `settings.TrainSettings`: every setting of a run, each a command-line option.
 ``loop``
     `loop.run_training`: stages, epochs, steps, validation and checkpoints of one run.
 
-The command and its settings are `skull2face.stages.train`. Nothing is imported here, so that
-``skull2face.training.meta`` stays free of torch; import the submodule you need.
+The command is `skull2face.stages.train` (it re-exports `TrainSettings`). Nothing is imported
+here, so that ``skull2face.training.meta`` and ``settings`` stay free of torch; import the
+submodule you need.
 """

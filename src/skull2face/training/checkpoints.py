@@ -23,7 +23,8 @@ import torch
 from ..errors import InputError
 from ..io.atomic import atomic_path
 from ..model import UNetGenerator
-from .meta import LEGACY_SETTINGS, RESIDUAL_KEYS, ModelMeta
+from .meta import RESIDUAL_KEYS, ModelMeta
+from .settings import LEGACY_SETTINGS, TrainSettings
 
 CHECKPOINT_FORMAT = "skull2face-checkpoint"
 EXPORT_FORMAT = "skull2face-generator"
@@ -39,11 +40,8 @@ RESIDUAL_ONLY = (*RESIDUAL_KEYS, "init_thickness_mm")
 # --------------------------------------------------------------------------------------------
 
 
-def trajectory(settings: Any) -> dict[str, Any]:
-    """The settings that decide the weights (everything but `FREE_ON_RESUME`), schedule resolved.
-
-    ``settings`` is a `skull2face.stages.train.TrainSettings`.
-    """
+def trajectory(settings: TrainSettings) -> dict[str, Any]:
+    """The settings that decide the weights (everything but `FREE_ON_RESUME`), schedule resolved."""
     d = settings.to_json()
     for name in FREE_ON_RESUME:
         d.pop(name)

@@ -31,12 +31,13 @@ from ..model import GanConfig, Nets, build_nets, generator_kwargs, make_denormal
 from . import checkpoints as ckpt
 from .data import GROUPS, Data, base_mm, epoch_indices, load_data, stage_tensors
 from .distributed import Dist, all_mean, barrier, close_group, dist_context, init_group
-from .meta import LEGACY_SETTINGS, data_meta
+from .meta import data_meta
 from .plots import plot_history
+from .settings import LEGACY_SETTINGS, TrainSettings
 from .validation import VAL_KEYS, WITHIN_MM, baseline_errors, validate
 
 
-def run_training(data_dir: str | os.PathLike, out_dir: str | os.PathLike, settings: Any,
+def run_training(data_dir: str | os.PathLike, out_dir: str | os.PathLike, settings: TrainSettings,
                  resume: bool = False) -> dict[str, Any]:
     """The training loop behind `skull2face.stages.train.train` (same arguments, same return
     value and errors; ``settings`` already validated)."""
@@ -204,7 +205,7 @@ def _tqdm(*args, **kwargs):
     return progress(*args, **kwargs)
 
 
-def _resume(last_path: Path, metrics_path: Path, nets: Nets, settings: Any, data: Data,
+def _resume(last_path: Path, metrics_path: Path, nets: Nets, settings: TrainSettings, data: Data,
             ctx: Dist) -> tuple[int, dict[str, Any], list[dict[str, Any]]]:
     """Load ``last.pt`` into ``nets`` and the RNGs; ``(epochs done, best, metrics rows kept)``.
 
@@ -243,7 +244,7 @@ def _resume(last_path: Path, metrics_path: Path, nets: Nets, settings: Any, data
     return start_epoch, best, rows
 
 
-def _write_train_json(out: Path, resume: bool, start_epoch: int, settings: Any, config: GanConfig,
+def _write_train_json(out: Path, resume: bool, start_epoch: int, settings: TrainSettings, config: GanConfig,
                       stages: list[tuple[int, int]], steps_per_epoch: int, active: list[str], nets: Nets,
                       data: Data, best_metric: str, baseline: dict[str, Any], ctx: Dist) -> None:
     """``train.json``: every resolved setting, the data counts, the validation heads and the baseline."""

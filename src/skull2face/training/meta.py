@@ -24,12 +24,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InputError
+from .settings import LEGACY_SETTINGS, TrainSettings  # LEGACY_SETTINGS: still importable from here
 
 # Keys that only matter in residual mode (None for a model written before it existed).
 RESIDUAL_KEYS = ("thickness_range_mm", "thickness_min_mm", "fill_radius_mm", "tissue_offset_mm")
-# Values of training settings that runs written before the setting existed implicitly used
-# (`skull2face.stages.train.TrainSettings.from_json` and the resume check read them).
-LEGACY_SETTINGS = {"residual": False, "thickness_min_mm": 0.0, "tissue_offset_mm": 0.0, "base": "fill"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -76,7 +74,7 @@ class ModelMeta(Mapping):
     validation : dict
         The checkpoint's ``val_*`` and ``baseline_*`` metrics.
     settings : dict
-        The training settings (`skull2face.stages.train.TrainSettings.to_json`).
+        The training settings (`skull2face.training.settings.TrainSettings.to_json`).
     torch : str or None
         torch version of the export (None when read from a training checkpoint).
     generator_kwargs : dict
@@ -229,13 +227,13 @@ _WHAT = {
 }
 
 
-def data_meta(data: Any, settings: Any) -> dict[str, Any]:
+def data_meta(data: Any, settings: TrainSettings) -> dict[str, Any]:
     """The meta keys a checkpoint records: what prediction needs to feed the generator and read it.
 
     Parameters
     ----------
     data : skull2face.training.data.Data
-    settings : skull2face.stages.train.TrainSettings
+    settings : TrainSettings
 
     Returns
     -------
