@@ -98,8 +98,9 @@ def test_skull2face_correction_moves_only_the_front_of_the_fitted_head(tmp_path)
     moved = np.abs(d[:, 2]) > 1e-3
     assert moved.any()
     head_a = a.vertices @ frame[:3, :3].T + frame[:3, 3]
-    # the back of the head (behind the ears) is never seen from the front: it stays
-    assert not moved[head_a[:, 2] < -100.0].any()
+    # the back of the head (behind the ears, which stick out into the frontal view) is never
+    # seen from the front: it stays
+    assert not moved[head_a[:, 2] < -130.0].any() and (head_a[:, 2] < -130.0).sum() > 500
     assert np.abs(d[:, 2]).max() <= full["method_info"]["correction"]["max_abs_mm"] + 1e-3
 
 
