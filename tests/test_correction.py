@@ -111,6 +111,20 @@ def test_model_file_gains_and_their_override():
     assert set(gains.values()) == {1.0}
 
 
+def test_cap_openings_closes_a_cut_sphere_with_outward_caps():
+    from skull2face.geometry.caps import boundary_edges, cap_openings
+
+    s = trimesh.creation.icosphere(subdivisions=3, radius=10.0)
+    c = s.triangles_center
+    cut = trimesh.Trimesh(s.vertices, s.faces[(c[:, 2] < 6.0) & (c[:, 2] > -6.0)], process=False)  # two openings
+    assert not cut.is_watertight and len(boundary_edges(cut.faces)) > 0
+    closed = cap_openings(cut)
+    assert closed.is_watertight and closed.is_winding_consistent and closed.volume > 0
+    assert len(closed.vertices) == len(cut.vertices) + 2  # one centre per opening
+    np.testing.assert_array_equal(closed.faces[: len(cut.faces)], cut.faces)
+    assert cap_openings(s) is s  # nothing to close
+
+
 def test_read_folds_names_a_bad_file(tmp_path):
     bad = tmp_path / "fold.json"
     bad.write_text("{not json")

@@ -90,10 +90,9 @@ def test_fitted_face_on_the_real_cts(real_ct_surfaces, head):
                       centre=(0.0, -40.0))
     result = registry.run_method("face-model", spec=spec, skull_mesh=surf.skull, skull_landmarks=lms.points)
     face, info = result.face_map, result.record
-    # the whole fitted head comes back beside its map: the head model's surface, whose only
-    # opening is at the neck (one boundary loop)
+    # the whole fitted head comes back beside its map, closed (the neck capped): a solid
     assert result.head is not None and result.face_mesh() is result.head
-    assert len(result.head.outline().entities) == 1
+    assert result.head.is_watertight and result.head.is_winding_consistent and result.head.volume > 3e6  # mm^3
     skull = render(surf.skull, spec)
     both = face.mask & skull.mask
     assert both.sum() > 1500 and info["method"] == "face-model" and info["dense"] == "map"

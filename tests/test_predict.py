@@ -91,7 +91,7 @@ def test_skull2face_correction_moves_only_the_front_of_the_fitted_head(tmp_path)
     assert full["method_info"]["correction"]["gains_from"].startswith("--correction-gain 1")
     a = trimesh.load(tmp_path / "fit" / "face.ply", process=False)
     b = trimesh.load(tmp_path / "full" / "face.ply", process=False)
-    assert np.array_equal(a.faces, b.faces)  # the same closed surface (open only at the neck)
+    assert np.array_equal(a.faces, b.faces) and b.is_watertight  # the same closed surface, moved
     frame = np.asarray(full["frame"]["matrix"])
     d = (b.vertices - a.vertices) @ frame[:3, :3].T  # in the head frame
     np.testing.assert_allclose(d[:, :2], 0.0, atol=1e-3)  # along the view axis only

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import trimesh
 
+from ..geometry.caps import cap_openings
 from ..geometry.depthmap import DepthMap, RenderSpec, render
 from ..geometry.frame import apply
 from ..geometry.normals import HEAD_CENTRE
@@ -96,7 +97,8 @@ def fit_to_skull(skull_mesh: trimesh.Trimesh, skull_landmarks: Any, spec: Render
     Returns
     -------
     trimesh.Trimesh
-        The fitted head, input coordinates, mm.
+        The fitted head, input coordinates, mm, closed (the neck's opening capped,
+        `skull2face.geometry.caps.cap_openings`).
     """
     model = load_head_model()
     v = np.asarray(skull_mesh.vertices, dtype=np.float64)
@@ -114,7 +116,8 @@ def fit_to_skull(skull_mesh: trimesh.Trimesh, skull_landmarks: Any, spec: Render
     if info is not None:
         info.update({"model": "ICT-FaceKit head (Li et al. 2020), data/models/ict_facekit_head.npz",
                      "targets": sorted(targets), "fit": fit, "w": [round(float(x), 3) for x in w]})
-    return trimesh.Trimesh(apply(pose, model.instance(w)), model.faces, process=False)
+    # closed where the model's neck is cut: a solid to print and measure
+    return cap_openings(trimesh.Trimesh(apply(pose, model.instance(w)), model.faces, process=False))
 
 
 def fit_base_mm(fit_mm: Any, z_near: float) -> np.ndarray:
