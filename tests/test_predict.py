@@ -82,6 +82,22 @@ def test_default_model_predicts_after_install(tmp_path):
 
 
 @pytest.mark.skipif(not default_model_path().is_file(), reason="no bundled model in this checkout")
+def test_face_model_reads_the_prior_beside_the_model_without_torch(tmp_path):
+    import subprocess
+    import sys
+
+    from skull2face.stages.export import prior_sidecar
+
+    assert prior_sidecar(default_model_path()).is_file()
+    code = ("import sys, json; from skull2face.stages.predict import predict; from skull2face import samples; "
+            f"r = predict(samples.path('arothron_skull'), {str(tmp_path / 'o')!r}, picture=False); "
+            "print(json.dumps([r['model'], 'torch' in sys.modules]))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    model, torch_loaded = json.loads(out.stdout.strip().splitlines()[-1])
+    assert model["prior_only"] and model["path"].endswith(".prior.npz") and not torch_loaded
+
+
+@pytest.mark.skipif(not default_model_path().is_file(), reason="no bundled model in this checkout")
 def test_skull2face_correction_moves_only_the_front_of_the_fitted_head(tmp_path):
     base = predict(samples.path("headsq"), tmp_path / "fit", PredictSettings(method="skull2face", correction_gain=0.0),
                    picture=False)
@@ -121,3 +137,25 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
     assert (slicer / "skull2face.mrml").is_file() and (slicer / "skull_landmarks.mrk.json").is_file()
     assert (tmp_path / "demo" / "predict" / "skull2face" / "face.glb").is_file()
     assert set(summary["rows"]) == {"skull2face", "tissue-depth", "mean-face", "nearest-skull", "envelope", "face-model"}
+    # the demo's run measured its fold, and its model file trusts no correction (its only fold
+    # is the head it predicts): skull2face is the face-model head, bit for bit
+    import torch
+
+    demo = tmp_path / "demo"
+    fold = json.loads((demo / "run" / "calibration.json").read_text(encoding="utf-8"))
+    assert fold["format"] == "skull2face-calibration" and [f["head"] for f in fold["folds"]] == ["headsq"]
+    cal = torch.load(demo / "run" / "model.pt", weights_only=True)["calibration"]
+    assert cal["folds"] == [] and set(cal["gains"].values()) == {0.0}
+    assert (demo / "run" / "model.prior.npz").is_file()
+    a = trimesh.load(demo / "predict" / "skull2face" / "face.ply", process=False)
+    b = trimesh.load(demo / "predict" / "face-model" / "face.ply", process=False)
+    np.testing.assert_array_equal(a.vertices, b.vertices)
+    assert a.is_watertight
+    assert summary["rows"]["skull2face"]["rmse_mm"] == summary["rows"]["face-model"]["rmse_mm"]
+    # export with that fold: the gains are the fold's, clipped to [0, 1]
+    from skull2face.stages.export import ExportSettings, make_bundle
+
+    model = make_bundle(demo / "run", demo / "dataset", tmp_path / "m.pt",
+                        ExportSettings(folds=[str(demo / "run" / "calibration.json")]))
+    cal = torch.load(model, weights_only=True)["calibration"]
+    assert [f["head"] for f in cal["folds"]] == ["headsq"] and all(0 <= g <= 1 for g in cal["gains"].values())

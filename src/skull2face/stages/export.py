@@ -8,7 +8,8 @@ fit towards the true skin (`skull2face.methods.cgan.calibrate`). Writes ``RUN/ca
 ``skull2face export RUN --data DATASET --out MODEL.pt [--folds FOLD.json ...]`` writes the run's
 best generator with the baselines' references (the training split's mean face map and
 ``n_refs`` training pairs at the model's resolution, for ``mean-face`` / ``nearest-skull``), the
-dataset's thickness prior, and the **trusted share of the correction per face region**, chosen
+dataset's thickness prior (also written beside the file as ``MODEL.prior.npz``, so that the
+default ``face-model`` reads it without loading PyTorch), and the **trusted share of the correction per face region**, chosen
 on the fold files given (`skull2face.methods.correction.gains_from_folds`: in each region the
 gain that makes no fold worse) and stored with the folds it came from. Without folds the file
 trusts no correction: ``--method skull2face`` then returns the fit unchanged, and says so.
@@ -152,7 +153,39 @@ def _bundle(run_dir, data_dir, path: Path, n_refs: int, folds: list[dict], sourc
     payload["calibration"] = calibration_of(folds, sources)
     with atomic_path(path) as tmp:
         torch.save(payload, tmp)
+    if prior_path.exists():  # the prior alone, for methods that need no generator (no torch to load)
+        write_prior_sidecar(ThicknessPrior.load(prior_path), payload["meta"], prior_sidecar(path))
     return path
+
+
+def prior_sidecar(model_path: str | os.PathLike) -> Path:
+    """``MODEL.prior.npz`` beside ``MODEL.pt``: the model file's thickness prior and grid alone."""
+    return Path(model_path).with_suffix(".prior.npz")
+
+
+def write_prior_sidecar(prior: ThicknessPrior, meta: dict, path: Path) -> None:
+    """Write the prior's arrays and the model's grid (``grid_*``: resolution, mm_per_px, z_near,
+    z_far, centre) as one ``.npz``, atomically."""
+    from ..io.atomic import atomic_path
+
+    grid = {f"grid_{k}": np.asarray(meta[k]) for k in ("resolution", "mm_per_px", "z_near", "z_far", "centre")}
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, **prior.to_arrays(), **grid)
+
+
+def read_prior_sidecar(path: Path) -> tuple[ThicknessPrior, dict]:
+    """(the prior, the model's grid) of a `write_prior_sidecar` file (one line naming a bad one)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            arrays = {k: z[k] for k in z.files}
+        grid = {k[len("grid_"):]: arrays.pop(k) for k in list(arrays) if k.startswith("grid_")}
+        grid = {"resolution": int(grid["resolution"]), "mm_per_px": float(grid["mm_per_px"]),
+                "z_near": float(grid["z_near"]), "z_far": float(grid["z_far"]),
+                "centre": tuple(float(c) for c in grid["centre"])}
+        return ThicknessPrior.from_arrays(arrays), grid
+    except (OSError, ValueError, KeyError) as exc:
+        raise InputError(path, f"not a model's thickness prior file: {exc}") from None
 
 
 def prior_to_refs(prior: ThicknessPrior) -> dict:
@@ -189,4 +222,5 @@ def echo_calibration(record: dict) -> str:
 
 
 __all__ = ["BUNDLE_FORMAT", "CALIBRATION_FILE", "ExportSettings", "calibrate_run", "calibration_of",
-           "echo_bundle", "echo_calibration", "make_bundle", "prior_to_refs", "read_folds"]
+           "echo_bundle", "echo_calibration", "make_bundle", "prior_sidecar", "prior_to_refs", "read_folds",
+           "read_prior_sidecar", "write_prior_sidecar"]

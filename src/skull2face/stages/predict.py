@@ -44,6 +44,7 @@ from ..anatomy.locate import PoseSettings, locate
 from ..methods import registry
 from ..options import check_options, nested, option
 from ..dataset.fitted import PRIOR_FILE
+from .export import prior_sidecar
 from ..statistics.thickness_prior import ThicknessPrior
 
 if TYPE_CHECKING:
@@ -211,13 +212,19 @@ def _predict(input_path, out: Path, settings: PredictSettings, method, landmarks
     timings = {}
     t0 = time.perf_counter()
     given = read_landmarks(landmarks_path, surface="skull") if landmarks_path else None
-    model = None
+    model, prior, side_grid = None, None, {}
     if method.needs_model or (method.needs_references and not settings.data):
         model = load_model(settings)  # before the slow steps: a bad --model fails at once
     elif method.uses_prior and not settings.data and (settings.model or default_model_path().exists()):
-        model = load_model(settings)  # only its thickness prior
+        side = prior_sidecar(settings.model or default_model_path())
+        if side.is_file():  # the model file's prior alone: no generator, no torch
+            from .export import read_prior_sidecar
+
+            prior, side_grid = read_prior_sidecar(side)
+        else:
+            model = load_model(settings)  # only its thickness prior
     refs = model.references if model is not None else None
-    prior = prior_for(settings, refs)
+    prior = prior or prior_for(settings, refs)
     timings["model_s"] = time.perf_counter() - t0
     src = read_skull(input_path, out)
     timings["read_s"] = time.perf_counter() - t0 - timings["model_s"]
@@ -233,7 +240,7 @@ def _predict(input_path, out: Path, settings: PredictSettings, method, landmarks
 
     sha = file_sha256(input_path)
     meta = model.meta if model is not None else None
-    grid = {}
+    grid = dict(side_grid)  # the model's grid, as when the model file itself gave the prior
     if meta is not None and (method.needs_model or (refs and not settings.data)):
         grid = {"resolution": meta.resolution, "mm_per_px": meta.mm_per_px, "z_near": meta.z_near,
                 "z_far": meta.z_far, "centre": meta.centre}
@@ -285,8 +292,10 @@ def _predict(input_path, out: Path, settings: PredictSettings, method, landmarks
         "stage": "predict", "skull2face_version": __version__, "method": settings.method,
         "settings": dataclasses.asdict(settings),
         "input": {"path": str(Path(input_path).resolve()), "kind": src["kind"], "sha256": sha},
-        "model": None if meta is None else {"path": str(settings.model or default_model_path()),
-                                            "resolution": meta.resolution, "k": meta.k, "epoch": meta.epoch},
+        "model": ({"path": str(settings.model or default_model_path()), "resolution": meta.resolution, "k": meta.k,
+                   "epoch": meta.epoch} if meta is not None else
+                  {"path": str(prior_sidecar(settings.model or default_model_path())), "prior_only": True}
+                  if side_grid else None),
         "landmarks": {k: v for k, v in lms.meta.items()}, "pose": loc["pose"],
         "frame": frame.to_json(), "spec": spec.to_json(), "method_info": result.record,
         "truth": "truth_skin.ply" if src["truth"] is not None else None,
