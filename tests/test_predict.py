@@ -33,6 +33,20 @@ def test_predict_from_ct_writes_meshes_in_ct_coordinates(ct_prediction):
     assert rec["input"]["kind"] == "ct" and len(rec["input"]["sha256"]) == 64
 
 
+def test_face_glb_is_in_gltf_convention_metres_and_y_up(ct_prediction):
+    out, rec = ct_prediction
+    ply = trimesh.load(out / "face.ply", process=False)
+    glb = trimesh.load(out / "face.glb", force="mesh", process=False)
+    t = np.asarray(rec["glb"]["input_to_glb"])
+    np.testing.assert_allclose(glb.vertices, trimesh.transform_points(ply.vertices, t), atol=1e-6)
+    extent = glb.bounds[1] - glb.bounds[0]
+    assert rec["glb"]["units"] == "m" and 0.1 < extent.max() < 0.4  # a head, in metres
+    # +Y up: the CT's superior axis (LPS +z) maps near glTF +Y, and anterior (LPS -y) near +Z
+    # (within the head's pitch in the scanner, here ~13 degrees)
+    r = t[:3, :3] / np.linalg.norm(t[:3, 0])
+    assert (r @ [0, 0, 1])[1] > 0.9 and (r @ [0, -1, 0])[2] > 0.9 and (r @ [1, 0, 0])[0] > 0.99
+
+
 def test_rigid_motion_of_the_skull_moves_the_face_the_same_way(ct_prediction, tmp_path):
     out, _ = ct_prediction
     skull = trimesh.load(out / "skull.ply", process=False)

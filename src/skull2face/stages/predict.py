@@ -11,8 +11,9 @@ small model bundled with the package, written by `skull2face.stages.export`); ``
 ``nearest-skull`` take reference maps of training heads from a dataset folder (``data``) or from
 the model file.
 
-Outputs: ``face.ply``, ``face.stl``, ``face.obj``, ``face.glb`` (glTF binary, for Blender and web
-viewers; mm, input coordinates), ``slicer/`` (a 3D Slicer bundle: skull, face, landmarks and a
+Outputs: ``face.ply``, ``face.stl``, ``face.obj`` (mm, input coordinates), ``face.glb`` (glTF
+binary, for Blender and web viewers, in glTF's own convention: metres, +Y up, the face toward +Z;
+the transform from the input is ``predict.json``'s ``glb``), ``slicer/`` (a 3D Slicer bundle: skull, face, landmarks and a
 scene file, `skull2face.io.slicer`), ``face_map.*`` and
 ``skull_map.*`` (depth maps with their render spec), ``skull_landmarks.json``, ``predict.png``
 (skull and face together) and ``predict.json`` (settings, inputs and hashes, timings).
@@ -159,6 +160,26 @@ def prior_for(settings: PredictSettings, refs: dict | None) -> ThicknessPrior | 
     return None
 
 
+GLTF_M_PER_MM = 1e-3
+"""glTF's unit is the metre (glTF 2.0 specification, 3.4 "Coordinate System and Units")."""
+
+
+def glb_transform(frame: np.ndarray) -> np.ndarray:
+    """Input coordinates (mm) -> ``face.glb``'s: the head frame (+y up, +z out of the face, the
+    right-handed frame glTF viewers expect: +Y up, the front toward +Z) in metres.
+
+    Parameters
+    ----------
+    frame : numpy.ndarray, shape (4, 4)
+        Input -> head frame (mm).
+
+    Returns
+    -------
+    numpy.ndarray, shape (4, 4), float64
+    """
+    return np.diag([GLTF_M_PER_MM] * 3 + [1.0]) @ np.asarray(frame, dtype=np.float64)
+
+
 def _spec_for(settings: PredictSettings, grid: dict, frame: np.ndarray, sha: str) -> RenderSpec:
     """The render spec of the skull map: the model's or dataset's grid when there is one."""
     if grid:
@@ -274,8 +295,10 @@ def _predict(input_path, out: Path, settings: PredictSettings, method, landmarks
     t = time.perf_counter()
     face = result.face_mesh()
     outputs = {}
-    for suffix in (".ply", ".stl", ".obj", ".glb"):
+    for suffix in (".ply", ".stl", ".obj"):
         outputs[f"face{suffix}"] = save_mesh(face, out / f"face{suffix}").name
+    glb = glb_transform(frame.matrix)  # glTF's own convention, so any viewer shows the head upright
+    outputs["face.glb"] = save_mesh(face.copy().apply_transform(glb), out / "face.glb").name
     scene = write_slicer_bundle(out / "slicer", skull, face, lms, src["truth"])
     outputs["slicer"] = str(scene.relative_to(out))
     save_depthmap(result.face_map, out / "face_map")
@@ -302,6 +325,8 @@ def _predict(input_path, out: Path, settings: PredictSettings, method, landmarks
         "face": {"vertices": len(face.vertices), "faces": len(face.faces), "coordinates": "input's own, mm",
                  "whole_head": result.head is not None, "watertight": bool(face.is_watertight)},
         "outputs": outputs, "timings": {k: round(v, 3) for k, v in timings.items()},
+        "glb": {"units": "m", "axes": "glTF: +Y up, +Z out of the face, +X the subject's left (the head frame), "
+                                      "origin at nasion", "input_to_glb": glb.tolist()},
     }
     write_json(out / "predict.json", record)
     return record
