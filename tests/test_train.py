@@ -466,7 +466,7 @@ def test_bundled_model_loads_as_it_is():
     from skull2face.stages.predict import default_model_path
 
     g, meta = load_generator(default_model_path())
-    assert isinstance(meta, ModelMeta) and meta.checkpoint == "best.pt" and meta.epoch == 14
+    assert isinstance(meta, ModelMeta) and meta.checkpoint == "best.pt" and meta.epoch == 13
     assert (meta.k, meta.z_near, meta.z_far, meta.resolution, meta.mm_per_px) == (4.0, -150.0, 50.0, 128, 2.0)
     assert meta.centre == (0.0, -40.0) and meta.dataset_size == (256, 256)
     assert meta.residual is True
