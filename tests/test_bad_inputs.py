@@ -71,7 +71,42 @@ def bad(tmp_path_factory) -> Path:
     (d / "run" / "best.pt").write_bytes(b"a checkpoint")
     (d / "prev").mkdir()
     skull.export(str(d / "prev" / "face.ply"))
+    _limits_inputs(d)
     return d
+
+
+def nifti_bomb(path: Path, dims=(2000, 2000, 1000)) -> Path:
+    """A small NIfTI-1 file whose header declares ``dims`` int16 voxels (8 GB at the default):
+    SimpleITK writes an 8^3 image, then the header's dim field (offset 40, int16[8]) is patched.
+    Written gzipped when ``path`` ends in .gz (a decompression bomb's header, without the bomb)."""
+    import gzip
+    import struct
+
+    import SimpleITK as sitk
+
+    raw = path.with_name(path.name.removesuffix(".gz") + ".tmp.nii")
+    sitk.WriteImage(sitk.GetImageFromArray(np.zeros((8, 8, 8), np.int16)), str(raw))
+    head = bytearray(raw.read_bytes())
+    raw.unlink()
+    head[40:56] = struct.pack("<8h", 3, *dims, 1, 1, 1, 1)
+    path.write_bytes(gzip.compress(bytes(head)) if path.name.endswith(".gz") else bytes(head))
+    return path
+
+
+def _limits_inputs(d: Path) -> None:
+    """Issue 21's limits and tracebacks: a header declaring 8 GB, an all-zero volume, JSON
+    200,000 levels deep, a truncated MetaImage (MetaIO prints to stderr on its own)."""
+    import SimpleITK as sitk
+
+    nifti_bomb(d / "bomb_ct.nii.gz")
+    zero = _small_volume()
+    zero.voxels[:] = 0
+    write_volume(zero, d / "zero_ct.nii.gz")
+    (d / "deep.json").write_text("[" * 200_000 + "]" * 200_000)
+    sitk.WriteImage(_small_volume().to_sitk(), str(d / "full.mha"))
+    full = (d / "full.mha").read_bytes()
+    (d / "truncated_ct.mha").write_bytes(full[: len(full) // 2])
+    (d / "full.mha").unlink()
 
 
 def _digest(folder: Path) -> dict[str, str]:
@@ -123,6 +158,22 @@ CASES = {
                               "slice_0010.dcm"),
     "csv-semicolons": (["landmarks", "{IN}/skull.ply", "--landmarks", "{IN}/semi.csv"], ["';'-separated"],
                        "semi.csv"),
+    # issue 21: limits before reading, no tracebacks, no stray lines
+    "volume-header-declares-8gb": (["extract", "{IN}/bomb_ct.nii.gz", "--out", "{OUT}"],
+                                   ["2000 x 2000 x 1000", "GiB limit"], "bomb_ct.nii.gz"),
+    "volume-all-zero-raw": (["extract", "{IN}/zero_ct.nii.gz", "--intensity", "raw", "--out", "{OUT}"],
+                            ["every voxel is 0", "no image"], "zero_ct.nii.gz"),
+    "volume-all-zero-hu": (["extract", "{IN}/zero_ct.nii.gz", "--out", "{OUT}"], ["every voxel is 0"],
+                           "zero_ct.nii.gz"),
+    "landmarks-json-200000-deep": (["landmarks", "{IN}/skull.ply", "--landmarks", "{IN}/deep.json"],
+                                   ["nested too deeply"], "deep.json"),
+    "mha-truncated-metaio-quiet": (["extract", "{IN}/truncated_ct.mha", "--out", "{OUT}"],
+                                   ["truncated or corrupt"], "truncated_ct.mha"),
+    "head-weight-matches-no-head": (["dataset", "build", "--ct", "{IN}/raw_ct.nii.gz", "--head-weight",
+                                     "nomatch*=0.5", "--out", "{OUT}"], ["matches none of the CT heads", "raw_ct"],
+                                    "--head-weight 'nomatch*=0.5'"),
+    "front-parallel-to-up": (["landmarks", "{IN}/skull.ply", "--front", "+x", "--up", "+x"],
+                             ["parallel", "--front -y --up +z"], "--front +x and --up +x"),
 }
 
 
@@ -145,6 +196,52 @@ def test_bad_input_one_line_exit_2(bad, tmp_path, case):
     assert "weights_only" not in err
     assert _digest(bad) == before  # nothing the user gave was modified (or added to)
     assert not (tmp_path / "out").exists()  # and nothing half-written
+
+
+def test_volume_header_is_checked_before_decoding(tmp_path):
+    """A header declaring 8 GB is refused in milliseconds, without allocating it (.nii and .nii.gz)."""
+    import resource
+    import time
+
+    from skull2face.errors import InputError
+    from skull2face.io.volumes import read_volume
+
+    for name in ("bomb.nii", "bomb.nii.gz"):
+        path = nifti_bomb(tmp_path / name)
+        before = path.read_bytes()
+        t, rss = time.perf_counter(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        with pytest.raises(InputError, match=r"2000 x 2000 x 1000 voxels .* 7\.45 GiB decoded"):
+            read_volume(path)
+        assert time.perf_counter() - t < 2.0
+        assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss < 200_000  # KiB: nothing near 8 GB
+        assert path.read_bytes() == before
+
+
+def test_the_error_messages_axis_example_can_be_typed(tmp_path):
+    """``--front -y --up +z`` (the message's own example) parses: a value may start with '-'."""
+    from skull2face.cli import COMMANDS, command_parser, dash_values
+
+    cmd = next(c for c in COMMANDS if c.name == "landmarks")
+    parser = command_parser(cmd)
+    for argv in (["m.ply", "--front", "-y", "--up", "+z"], ["m.ply", "--front=-y", "--up", "+z"]):
+        args = vars(parser.parse_args(dash_values(parser, argv)))  # nested settings: dest "pose.front"
+        assert [args[k] for k in sorted(args) if k.split(".")[-1] in ("front", "up")] == ["-y", "+z"]
+    # a word that is one of the command's options is not swallowed as a value
+    assert dash_values(parser, ["m.ply", "--front", "-h"]) == ["m.ply", "--front", "-h"]
+    assert dash_values(parser, ["--", "--front", "-y"]) == ["--", "--front", "-y"]
+
+
+def test_native_output_goes_to_the_log(capfd, caplog):
+    """What native code writes to file descriptor 2 (MetaIO, GDCM) is logged, not printed."""
+    import logging
+
+    from skull2face.io.native import native_output_to_log
+
+    with caplog.at_level(logging.DEBUG, logger="skull2face.native"):
+        with native_output_to_log():
+            os.write(2, b"MetaImage: M_ReadElementsData: data not read completely\n")
+    assert capfd.readouterr().err == ""
+    assert "data not read completely" in caplog.text
 
 
 def test_predict_model_fails_before_slow_steps(bad, tmp_path):

@@ -256,3 +256,62 @@ def test_bundled_ge_series_extracts_a_head_in_place(tmp_path, caplog):
     tip = skin.vertices[np.argmin(skin.vertices[:, 1])]
     np.testing.assert_allclose(tip, [-25.9, -105.8, -0.1], atol=4.0)
     assert tip[1] < skin.vertices[:, 1].mean() - 80
+
+
+def _refused(argv: list, capsys) -> str:
+    """Run the command line; it must refuse with one line (exit status 2). Returns that line."""
+    from skull2face.cli import main
+
+    rc = main([str(a) for a in argv])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert err.count("\n") == 1 and "Traceback" not in err, err
+    return err
+
+
+def _digest(folder) -> dict:
+    import hashlib
+
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+@pytest.mark.parametrize("where", ["in-plane", "along-the-stack"])
+def test_a_displaced_slice_is_refused_by_name(tmp_path, capsys, where):
+    """One slice 200 mm off the stack was resampled as "gantry tilt 0.0 deg" into a band of the
+    head (exit 0); it is refused, naming the slice file."""
+    slices, positions = _regular_ramp_slices()
+    moved = positions.copy()
+    moved[5] += [200.0, 0.0, 0.0] if where == "in-plane" else [0.0, 0.0, 200.0]
+    folder = write_slices(tmp_path / "s", slices, moved, np.array([0.0, 1.0, 0.0]), 2.0)
+    before = _digest(folder)
+    err = _refused(["extract", folder, "--out", tmp_path / "o"], capsys)
+    assert "do not lie on one stack" in err and "s005.dcm" in err and str(folder) in err, err
+    assert _digest(folder) == before and not (tmp_path / "o").exists()
+
+
+def test_a_gantry_tilted_series_still_lies_on_one_stack(tmp_path):
+    """The stack test follows the slices' own line: an 18-degree tilt is not "off the stack"."""
+    folder, _ = ramp_series(tmp_path / "t", [4.22] * 12)
+    assert read_volume(folder).info["geometry_correction"]["detected"]["gantry_tilt_deg"] > 17
+
+
+def test_two_series_of_equal_length_are_refused_with_their_uids(tmp_path, capsys):
+    """Two heads with equal slice counts in one folder: no rule tells them apart, so neither is
+    picked (it used to be one, arbitrarily, with a warning)."""
+    slices, positions = _regular_ramp_slices()
+    col = np.array([0.0, 1.0, 0.0])
+    both = tmp_path / "both"
+    both.mkdir()
+    uids = []
+    for name in ("a", "b"):
+        folder = write_slices(tmp_path / name, slices, positions, col, 2.0)
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(folder / "s000.dcm"))
+        reader.ReadImageInformation()
+        uids.append(reader.GetMetaData("0020|000e").strip())
+        for f in folder.iterdir():
+            f.rename(both / f"{name}_{f.name}")
+    err = _refused(["extract", both, "--out", tmp_path / "o"], capsys)
+    assert "2 DICOM series of 12 slices" in err and all(u in err for u in uids), err
+    with pytest.raises(InputError, match="cannot tell apart"):
+        read_volume(both)

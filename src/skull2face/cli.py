@@ -6,7 +6,9 @@ so a default and its help are written once, beside the code that uses them. ``sk
 --help`` imports no stage (it must answer at once); a command imports its stage when it runs.
 
 Bad input, and any impossible setting, ends with one line naming the file or the setting and
-the problem (exit status 2), never a traceback.
+the problem (exit status 2), never a traceback. An option that takes one value accepts a value
+that starts with ``-`` (``--front -y``, like ``--front=-y``), unless the value is one of the
+command's own options (`dash_values`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from dataclasses import dataclass, field
 from typing import Any
@@ -251,6 +254,45 @@ def command_parser(cmd: Command) -> argparse.ArgumentParser:
     return p
 
 
+def dash_values(parser: argparse.ArgumentParser, argv: list[str]) -> list[str]:
+    """Join an option that takes one value with a following word that starts with ``-``.
+
+    ``argparse`` reads ``--front -y`` as two options and fails ("expected one argument"), so
+    the help's own example could not be typed. Here ``--front -y`` becomes ``--front=-y``
+    when ``-y`` is not an option of the command (nor ``-`` alone, nor after ``--``).
+
+    Parameters
+    ----------
+    parser : argparse.ArgumentParser
+        The command's parser (its options decide which words are options).
+    argv : list of str
+        The command's words.
+
+    Returns
+    -------
+    list of str
+        ``argv`` with such pairs joined.
+    """
+    one_value = {s for a in parser._actions if a.option_strings and a.nargs is None
+                 for s in a.option_strings}
+    known = {s for a in parser._actions for s in a.option_strings}
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word == "--":
+            return out + argv[i:]
+        nxt = argv[i + 1] if i + 1 < len(argv) else None
+        if (word in one_value and nxt is not None and nxt.startswith("-") and nxt != "-"
+                and not nxt.startswith("--") and nxt.split("=")[0] not in known):
+            out.append(f"{word}={nxt}")
+            i += 2
+            continue
+        out.append(word)
+        i += 1
+    return out
+
+
 def _find(words: list[str]) -> tuple[Command | None, int]:
     for cmd in COMMANDS:
         parts = cmd.name.split()
@@ -266,6 +308,12 @@ def _setup_logging(verbose: bool, quiet: bool) -> None:
     if not verbose:  # third-party chatter is noise to a user
         for name in ("trimesh", "matplotlib", "PIL"):
             logging.getLogger(name).setLevel(logging.WARNING)
+    # Python warnings (torch's, numpy's) into the log, shown with -v only: a refusal is one line.
+    # ITK, GDCM and MetaIO output goes there too (skull2face.io.native, DEBUG), and OpenCV's own
+    # log is held to errors (read when OpenCV is first imported, which is later than this).
+    logging.captureWarnings(True)
+    logging.getLogger("py.warnings").setLevel(logging.DEBUG if verbose else logging.ERROR)
+    os.environ.setdefault("OPENCV_LOG_LEVEL", "DEBUG" if verbose else "ERROR")
 
 
 def _interrupt_on_sigterm() -> None:
@@ -314,7 +362,8 @@ def main(argv: list[str] | None = None) -> int:
         else:
             print(f"skull2face: error: unknown command {argv[0]!r} (skull2face --help lists them)", file=sys.stderr)
         raise SystemExit(2)
-    args = command_parser(cmd).parse_args(argv[used:])
+    parser = command_parser(cmd)
+    args = parser.parse_args(dash_values(parser, argv[used:]))
     _setup_logging(verbose, quiet)
     settings = None
     if cmd.settings:

@@ -39,6 +39,11 @@ POSES = ("auto", "lps", "scan")
 GIVEN_MAX_MM = 15.0
 
 
+# --front and --up closer than this to one line (degrees) leave the head's left-right axis
+# (their cross product) undefined; true hints are at about 90 degrees, rough ones well above 45.
+_MIN_HINT_ANGLE_DEG = 45.0
+
+
 @dataclass
 class PoseSettings:
     """How to find the coarse pose of a mesh before its landmarks are known.
@@ -57,11 +62,15 @@ class PoseSettings:
                        help="'lps': mesh in a CT's LPS mm (as extract writes); 'scan': unknown pose, found from "
                             "symmetry and shape; 'auto': lps when the mesh came from a CT")
     front: str | None = option(None, metavar="AXIS", help="where the face looks, in the mesh's coordinates: "
-                                                          "+x, -y, ... or 'a,b,c'")
-    up: str | None = option(None, metavar="AXIS", help="the top of the head, like --front")
+                                                          "+x, -y, ... or 'a,b,c' (e.g. --front -y)")
+    up: str | None = option(None, metavar="AXIS", help="the top of the head, like --front (e.g. --up +z)")
 
     def __post_init__(self) -> None:
         check_options(self)
+        front, up = (None if v is None else pose_mod.parse_axis(v) for v in (self.front, self.up))
+        if front is not None and up is not None and abs(float(front @ up)) > np.cos(np.radians(_MIN_HINT_ANGLE_DEG)):
+            raise ValueError(f"--front {self.front} and --up {self.up} are (nearly) parallel: the face looks "
+                             f"forward and the top of the head is up, at right angles, e.g. --front -y --up +z")
 
 
 def infer_surface(path: str | os.PathLike, surface: str | None) -> str:

@@ -297,6 +297,13 @@ def build_dataset(ct_paths: list[str | os.PathLike], out_dir: str | os.PathLike,
     unknown = sorted(set(settings.test_heads) - set(names))
     if unknown:
         raise InputError(None, f"--test-head {', '.join(unknown)} is not among the CT heads {names}")
+    from fnmatch import fnmatchcase
+
+    for item in settings.head_weights:  # a pattern that weighs no head is a typo, not a choice
+        pattern = item.rpartition("=")[0]
+        if not any(fnmatchcase(n, pattern) for n in names):
+            raise InputError(None, f"--head-weight {item!r}: the pattern {pattern!r} matches none of the CT heads "
+                                   f"({', '.join(names)}; names are the CT file stems)")
     for sub in ("maps", "landmarks", "report"):
         (out / sub).mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()

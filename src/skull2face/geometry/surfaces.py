@@ -111,8 +111,13 @@ def default_thresholds(vol: Volume, settings: SurfaceSettings) -> tuple[float, f
         sample = vol.voxels[::2, ::2, ::2].astype(np.float32).ravel()
         # skin: the foot of the background peak (triangle method). Otsu splits background from
         # the brain instead, which on T1 MR drops the darker skin over nose and cheeks.
-        skin_t = float(threshold_triangle(sample)) if skin_t is None else skin_t
-        bone_t = float(threshold_multiotsu(sample, classes=3)[1]) if bone_t is None else bone_t
+        try:
+            skin_t = float(threshold_triangle(sample)) if skin_t is None else skin_t
+            bone_t = float(threshold_multiotsu(sample, classes=3)[1]) if bone_t is None else bone_t
+        except ValueError:  # too few grey values for three classes (air, soft tissue, bone)
+            raise InputError(vol.source, f"only {np.unique(sample).size} grey value(s) in the volume: too few for "
+                                         "automatic thresholds (air, soft tissue, bone); give --skin-threshold and "
+                                         "--bone-threshold") from None
     return float(skin_t), float(bone_t)
 
 

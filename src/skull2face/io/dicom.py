@@ -28,7 +28,12 @@ algorithm):
 Refused, each with its own one-line reason: a missing slice inside a regular run (a gap that
 is a whole multiple of equal gaps on both sides; a change of spacing between runs, such as
 4 -> 7 mm, is a protocol's choice and is resampled), slices of mixed orientation, two slices at
-one position, slices that cannot be read.
+one position, slices that cannot be read; slices that do not lie on one stack (a slice off the
+straight line the others' positions follow, or a gap far larger than the series' spacing: a
+displaced slice, or two scans in one series), named by file, rather than resampled into a band
+of the head; a series whose decoded voxels would exceed `volume_base.MAX_VOLUME_BYTES`; two
+series of equal slice count in one folder, which no rule can tell apart (their
+SeriesInstanceUIDs are listed).
 """
 
 from __future__ import annotations
@@ -41,7 +46,8 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..errors import InputError
-from .volume_base import Volume, check_geometry, first_line, looks_like_dicom
+from .native import native_output_to_log
+from .volume_base import Volume, check_geometry, check_size, first_line, looks_like_dicom, pixel_bytes
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +66,16 @@ _DUPLICATE_MM = 0.01
 # put skin / skull surfaces 0.41 / 0.95 mm (mean) from the untilted volume's, 1 mm steps
 # 0.34 / 0.81 mm.
 _MAX_STEP_MM = 1.0
+# A slice lies off the stack when its position is farther than this (mm, or one pixel when
+# that is larger) from the straight line the series' positions follow. Scanners write
+# positions to 0.001-0.01 mm and a tilted series' positions lie on one line (the table's
+# travel), so 1 mm is a displaced slice, never rounding.
+_OFF_STACK_MM = 1.0
+# A gap between neighbouring slices larger than both of these is not a spacing of one volume
+# but a displaced slice or a second scan: clinical head protocols use 0.5-10 mm slices, and a
+# series with a few lost 5 mm slices (missing-slice message) stays below 25 mm.
+_FAR_GAP_FACTOR = 4.0
+_FAR_GAP_MM = 25.0
 
 
 def read_dicom_folder(folder: Path) -> Volume:
@@ -86,14 +102,21 @@ def read_dicom_folder(folder: Path) -> Volume:
         orientations; two slices at one position.
     """
     try:
-        series_ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)) or ()
+        with native_output_to_log():
+            series_ids = sitk.ImageSeriesReader.GetGDCMSeriesIDs(str(folder)) or ()
     except RuntimeError as exc:
         raise InputError(folder, f"cannot scan folder for DICOM: {first_line(exc)}") from None
     if not series_ids:
         raise InputError(folder, "no DICOM series found in this folder")
-    series = {sid: sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), sid) for sid in series_ids}
+    with native_output_to_log():
+        series = {sid: sitk.ImageSeriesReader.GetGDCMSeriesFileNames(str(folder), sid) for sid in series_ids}
     chosen = max(series, key=lambda s: len(series[s]))
     files = series[chosen]
+    tied = sorted(sid for sid in series if len(series[sid]) == len(files))
+    if len(tied) > 1:
+        raise InputError(folder, f"holds {len(tied)} DICOM series of {len(files)} slices each, which skull2face "
+                                 f"cannot tell apart (SeriesInstanceUIDs {', '.join(tied)}): put the series of the "
+                                 "head to use in a folder of its own")
     if len(series) > 1:
         others = ", ".join(f"{sid} ({len(series[sid])} slices)" for sid in series if sid != chosen)
         log.warning("%s holds %d DICOM series; using %s (%d slices), ignoring %s",
@@ -114,7 +137,8 @@ def _read_regular(folder: Path, chosen: str, files: list[str], info: dict) -> Vo
     reader = sitk.ImageSeriesReader()
     reader.SetFileNames(files)
     try:
-        image = reader.Execute()
+        with native_output_to_log():
+            image = reader.Execute()
     except RuntimeError as exc:
         raise InputError(folder, f"cannot read DICOM series {chosen} (truncated or corrupt slice?): "
                                  f"{first_line(exc)}") from None
@@ -197,12 +221,13 @@ def slice_geometry(folder: Path, files: tuple[str, ...] | list[str], in_series: 
         A slice without position/orientation, mixed orientations, duplicate positions, an
         unreadable slice that leaves a gap, a missing slice.
     """
-    positions, orients = [], []
+    positions, orients, plane, depth = [], [], (0, 0), 0
     reader = sitk.ImageFileReader()
     for f in files:
         reader.SetFileName(f)
         try:
-            reader.ReadImageInformation()
+            with native_output_to_log():
+                reader.ReadImageInformation()
             positions.append(_floats(reader, "0020|0032"))
             orients.append(_floats(reader, "0020|0037"))
             spacing = reader.GetSpacing()
@@ -210,6 +235,10 @@ def slice_geometry(folder: Path, files: tuple[str, ...] | list[str], in_series: 
             raise InputError(f, "DICOM slice lacks its position/orientation (0020,0032/0037) or is corrupt") from None
         if positions[-1].shape != (3,) or orients[-1].shape != (6,):
             raise InputError(f, "DICOM slice has a malformed position/orientation (0020,0032/0037)")
+        plane = max(plane, tuple(reader.GetSize()[:2]), key=lambda wh: wh[0] * wh[1])
+        depth = max(depth, pixel_bytes(reader.GetPixelID()) * reader.GetNumberOfComponents())
+    # the series as decoded: every slice as large as the largest (checked before any pixel is read)
+    check_size(folder, (*plane, len(files)), depth)
     orients = np.array(orients)
     differ = np.abs(orients - orients[0]).max(axis=1) > 1e-3
     if differ.any():
@@ -230,6 +259,8 @@ def slice_geometry(folder: Path, files: tuple[str, ...] | list[str], in_series: 
         raise InputError(folder, f"DICOM series has two slices at the same position ({Path(files[i]).name} and "
                                  f"{Path(files[i + 1]).name}: duplicates or mixed series)")
     median = float(np.median(gaps))
+    _refuse_off_stack(folder, files, positions, w, normal, float(min(spacing[:2])))
+    _refuse_far_gap(folder, files, w, gaps, median)
     uneven = bool(np.any(np.abs(gaps - median) > _EVEN_TOLERANCE * median + 0.005))
     runs = gap_runs(gaps)
     missing = _missing_slices(runs) if uneven else None
@@ -252,6 +283,54 @@ def slice_geometry(folder: Path, files: tuple[str, ...] | list[str], in_series: 
             "regular": not (tilted or uneven)}
 
 
+def _names(files: list[str], idx) -> str:
+    """Up to three slice file names, then a count of the rest."""
+    idx = list(idx)
+    names = ", ".join(Path(files[i]).name for i in idx[:3])
+    return names + (f" and {len(idx) - 3} more" if len(idx) > 3 else "")
+
+
+def _refuse_off_stack(folder: Path, files: list[str], positions: np.ndarray, w: np.ndarray, normal: np.ndarray,
+                      pixel_mm: float) -> None:
+    """Refuse slices whose positions leave the straight line the series' positions follow.
+
+    The line is fitted robustly (per-axis medians of the steps between neighbours and of the
+    offsets), so one displaced slice cannot pull it. An untilted series' line is the slice
+    normal; a gantry-tilted one's is oblique but straight (the table's travel).
+    """
+    if len(w) < 3:
+        return
+    steps = np.diff(positions, axis=0) / np.diff(w)[:, None]
+    d = np.median(steps, axis=0)
+    c = np.median(positions - np.outer(w, d), axis=0)
+    off = np.linalg.norm(positions - (c + np.outer(w, d)), axis=1)
+    bad = np.flatnonzero(off > max(_OFF_STACK_MM, pixel_mm))
+    if bad.size:
+        worst = int(bad[np.argmax(off[bad])])
+        raise InputError(folder, f"DICOM slices do not lie on one stack: {bad.size} of {len(files)} slice(s) "
+                                 f"({_names(files, bad)}) lie off the line the other slices' positions follow "
+                                 f"(worst {Path(files[worst]).name}, {off[worst]:.1f} mm off); a displaced slice or "
+                                 "two scans in one series: remove the stray slice(s) or separate the scans")
+
+
+def _refuse_far_gap(folder: Path, files: list[str], w: np.ndarray, gaps: np.ndarray, median: float) -> None:
+    """Refuse a gap far outside the series' spacing (`_FAR_GAP_FACTOR`, `_FAR_GAP_MM`): the slices
+    beyond it are not part of one volume (a slice displaced along the stack, or a second scan)."""
+    far = np.flatnonzero((gaps > _FAR_GAP_FACTOR * median) & (gaps > _FAR_GAP_MM))
+    if not far.size:
+        return
+    i = int(far[np.argmax(gaps[far])])
+    if i == 0 or i == len(gaps) - 1:  # one end slice far from the rest: that slice is the stray one
+        k, nb = (0, 1) if i == 0 else (len(files) - 1, len(files) - 2)
+        what = f"slice {Path(files[k]).name} lies {gaps[i]:.1f} mm from its neighbour {Path(files[nb]).name}"
+    else:
+        what = (f"slices {Path(files[i]).name} and {Path(files[i + 1]).name} are {gaps[i]:.1f} mm apart "
+                f"({w[i]:.1f} and {w[i + 1]:.1f} mm along the slice normal)")
+    raise InputError(folder, f"DICOM slices do not lie on one stack: {what}, while the series' spacing is "
+                             f"{median:.2f} mm; a displaced slice or two scans in one series: remove the stray "
+                             "slice(s) or separate the scans")
+
+
 def regular_spacing(gaps: np.ndarray, runs: list[tuple[int, int, float]]) -> float:
     """Output slice spacing (mm): the finest regular spacing, divided into steps of at most 1 mm.
 
@@ -268,8 +347,9 @@ def regular_spacing(gaps: np.ndarray, runs: list[tuple[int, int, float]]) -> flo
 
 def _read_slice(f: str) -> sitk.Image:
     try:
-        image = sitk.ReadImage(f)
-        sitk.GetArrayViewFromImage(image)  # pixel data is read lazily; fail here, not later
+        with native_output_to_log():
+            image = sitk.ReadImage(f)
+            sitk.GetArrayViewFromImage(image)  # pixel data is read lazily; fail here, not later
     except RuntimeError as exc:
         raise InputError(f, f"DICOM slice is truncated or corrupt: {first_line(exc)}") from None
     if image.GetNumberOfComponentsPerPixel() != 1:
@@ -320,6 +400,7 @@ def _read_resampled(folder: Path, geo: dict, info: dict) -> Volume:
         planes.append(sitk.GetArrayFromImage(out).T)  # (nu, nv)
     dz = regular_spacing(geo["gaps"], geo["runs"])
     nw = int(np.floor(w[-1] / dz + 1e-6)) + 1
+    check_size(folder, (*shape2, nw), 2 if integer else 4)  # the regular grid, before it is allocated
     voxels = np.empty((*shape2, nw), dtype=np.int16 if integer else np.float32)
     for k in range(nw):
         z = k * dz
@@ -367,7 +448,8 @@ def _tilt_tag(f: str) -> float | None:
     reader = sitk.ImageFileReader()
     reader.SetFileName(f)
     try:
-        reader.ReadImageInformation()
+        with native_output_to_log():
+            reader.ReadImageInformation()
         return float(reader.GetMetaData("0018|1120")) if reader.HasMetaDataKey("0018|1120") else None
     except (RuntimeError, ValueError):
         return None

@@ -120,6 +120,8 @@ def _load_json(path: Path, text: str) -> Any:
     except json.JSONDecodeError as exc:
         raise InputError(path, f"not valid JSON (line {exc.lineno}, column {exc.colno}: "
                                f"{exc.msg})") from None
+    except RecursionError:  # Python's parser recurses once per level of [ or {
+        raise InputError(path, "JSON nested too deeply (thousands of levels) to be a landmark file") from None
 
 
 def _frame(path: Path, value: Any, where: str) -> str:

@@ -19,7 +19,9 @@ import SimpleITK as sitk
 
 from ..errors import InputError
 from .dicom import read_dicom_folder
-from .volume_base import Volume, check_geometry, first_line, looks_like_dicom, refuse_non_finite
+from .native import native_output_to_log
+from .volume_base import (Volume, check_geometry, check_header, first_line, looks_like_dicom,
+                          refuse_non_finite)
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +74,8 @@ def read_volume(path: str | os.PathLike) -> Volume:
     InputError
         Missing, empty, truncated or corrupt file; a folder with no DICOM series; a series
         with a missing slice, mixed orientations or duplicate positions; a non-3D or
-        multi-component image.
+        multi-component image; a header declaring more than
+        `skull2face.io.volume_base.MAX_VOLUME_BYTES` of voxels (checked before decoding).
     """
     path = Path(path)
     if not path.exists():
@@ -85,11 +88,13 @@ def read_volume(path: str | os.PathLike) -> Volume:
         if path.suffix.lower() == ".dcm" or looks_like_dicom(path):
             raise InputError(path, "this is a single DICOM file: pass the folder that holds the whole series")
         raise InputError(path, f"unsupported volume format; use a DICOM folder or one of {', '.join(VOLUME_SUFFIXES)}")
+    check_header(path)  # the size the header declares, before a byte of image is decoded
     _check_complete(path)
     if path.name.lower().endswith((".nii", ".nii.gz")):
         _check_nifti_finite(path)
     try:
-        image = sitk.ReadImage(str(path))
+        with native_output_to_log():
+            image = sitk.ReadImage(str(path))
     except RuntimeError as exc:
         raise InputError(path, f"cannot read volume (truncated or corrupt?): {first_line(exc)}") from None
     try:
