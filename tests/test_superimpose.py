@@ -117,8 +117,26 @@ def test_grade_thresholds_and_degrees_of_freedom():
 # --------------------------------------------------------------------------- photo input
 
 def _png(path, w=200, h=300):
-    img = np.full((h, w, 3), 128, np.uint8)
-    cv2.imwrite(str(path), img)
+    """A synthetic photograph (`skull2face.superimposition.synthetic.photograph`) of a shaded ball."""
+    from skull2face.superimposition.synthetic import photograph
+
+    cam = look_at([0, 0, 600], [0, 0, 0], [0, 1, 0], 1.2 * max(w, h), (w, h))
+    img = photograph(trimesh.creation.icosphere(subdivisions=3, radius=80.0), cam)
+    assert cv2.imwrite(str(path), img[:, :, ::-1])
+    return path
+
+
+def _huge_png(path, w=30_000, h=30_000):
+    """A small PNG whose IHDR declares ``w`` x ``h`` px (its CRC made right): decoding it would take GBs."""
+    import struct
+    import zlib
+
+    assert cv2.imwrite(str(path), np.zeros((64, 64), np.uint8))
+    data = bytearray(path.read_bytes())
+    assert data[12:16] == b"IHDR"
+    data[16:24] = struct.pack(">II", w, h)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    path.write_bytes(bytes(data))
     return path
 
 
@@ -163,6 +181,69 @@ def test_a_file_that_is_not_an_image_is_refused(tmp_path):
     with pytest.raises(InputError, match="not an image"):
         read_photo(fake)
     assert read_photo(_png(tmp_path / "ok.png")).shape == (300, 200, 3)
+
+
+def test_a_synthetic_photograph_is_accepted(tmp_path):
+    from skull2face.io.photo import MIN_NEIGHBOUR_CORRELATION, neighbour_correlation
+
+    for name in ("ok.png", "ok.jpg"):
+        img = read_photo(_png(tmp_path / name, 480, 600))
+        assert img.shape == (600, 480, 3) and img.dtype == np.uint8
+        assert neighbour_correlation(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)) > max(0.9, MIN_NEIGHBOUR_CORRELATION)
+
+
+def _noise(path):
+    rng = np.random.default_rng(0)
+    assert cv2.imwrite(str(path), rng.integers(0, 256, (600, 480, 3), dtype=np.uint8))
+    return path
+
+
+def _grey16(path):
+    ramp = np.linspace(0, 65535, 600 * 480).reshape(600, 480)  # smooth: only its depth is wrong
+    assert cv2.imwrite(str(path), ramp.astype(np.uint16))
+    return path
+
+
+def _flat(path):
+    assert cv2.imwrite(str(path), np.full((300, 200, 3), 128, np.uint8))
+    return path
+
+
+@pytest.mark.parametrize("make, name, words", [
+    (_noise, "noise.png", ["random noise", "correlate r = 0.0"]),
+    (_noise, "noise.jpg", ["random noise"]),
+    (_grey16, "grey16.png", ["16-bit PNG", "8 bits per channel"]),
+    (_grey16, "grey16.tif", ["16-bit TIFF"]),
+    (_flat, "flat.png", ["flat"]),
+    (lambda p: cv2.imwrite(str(p), np.zeros((40, 300, 3), np.uint8)) and p, "tiny.png", ["300 x 40 px", "too small"]),
+])
+def test_what_is_not_a_photograph_is_refused(tmp_path, make, name, words):
+    path = make(tmp_path / name)
+    before = path.read_bytes()
+    with pytest.raises(InputError) as e:
+        read_photo(path)
+    msg = str(e.value)
+    assert msg.startswith(str(path)) and "\n" not in msg
+    for w in words:
+        assert w in msg, msg
+    assert path.read_bytes() == before
+
+
+def test_a_huge_declared_size_is_refused_without_decoding(tmp_path, monkeypatch):
+    from skull2face.io.photo import MAX_PIXELS, read_image_header
+
+    path = _huge_png(tmp_path / "huge.png")
+    head = read_image_header(path.read_bytes())
+    assert (head.format, head.width, head.height, head.bits) == ("PNG", 30_000, 30_000, 8)
+    assert head.width * head.height > MAX_PIXELS
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("the pixels were decoded")
+
+    monkeypatch.setattr(cv2, "imdecode", no_decoding)
+    monkeypatch.setattr(cv2, "imread", no_decoding)
+    with pytest.raises(InputError, match=r"huge.png: the PNG header declares 30000 x 30000 px \(900 megapixels\)"):
+        read_photo(path)
 
 
 # --------------------------------------------------------------------------- real heads
