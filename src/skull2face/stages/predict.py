@@ -15,7 +15,8 @@ Outputs: ``face.ply``, ``face.stl``, ``face.obj``, ``face.glb`` (glTF binary, fo
 viewers; mm, input coordinates), ``slicer/`` (a 3D Slicer bundle: skull, face, landmarks and a
 scene file, `skull2face.io.slicer`), ``face_map.*`` and
 ``skull_map.*`` (depth maps with their render spec), ``skull_landmarks.json``, ``predict.png``
-(skull and face together) and ``predict.json`` (settings, inputs and hashes, timings).
+(skull and face together) and ``predict.json`` (settings, inputs and hashes -- the skull's, and
+the ``--landmarks`` file's under ``input.landmarks``, null when none was given --, timings).
 """
 
 from __future__ import annotations
@@ -210,6 +211,8 @@ def _predict(input_path, out: Path, settings: PredictSettings, method, landmarks
     """`predict` into the claimed folder ``out``."""
     timings = {}
     t0 = time.perf_counter()
+    given_record = None if not landmarks_path else {"path": str(Path(landmarks_path).resolve()),
+                                                    "sha256": file_sha256(landmarks_path)}
     given = read_landmarks(landmarks_path, surface="skull") if landmarks_path else None
     model = None
     if method.needs_model or (method.needs_references and not settings.data):
@@ -284,7 +287,8 @@ def _predict(input_path, out: Path, settings: PredictSettings, method, landmarks
     record = {
         "stage": "predict", "skull2face_version": __version__, "method": settings.method,
         "settings": dataclasses.asdict(settings),
-        "input": {"path": str(Path(input_path).resolve()), "kind": src["kind"], "sha256": sha},
+        "input": {"path": str(Path(input_path).resolve()), "kind": src["kind"], "sha256": sha,
+                  "landmarks": given_record},
         "model": None if meta is None else {"path": str(settings.model or default_model_path()),
                                             "resolution": meta.resolution, "k": meta.k, "epoch": meta.epoch},
         "landmarks": {k: v for k, v in lms.meta.items()}, "pose": loc["pose"],
