@@ -358,3 +358,105 @@ def test_bad_input_one_line_exit_2(heads, tmp_path, capsys):
     rc = main(["superimpose", skull, str(h["photo"]), "--out", str(tmp_path / "o")])
     _one_line_exit_2(rc, capsys, str(h["photo"]), "--photo-landmarks")
     assert not (tmp_path / "o" / "superimpose.json").exists()
+
+
+# --------------------------------------------------------------------------- the evidence is kept
+
+def _digest(folder):
+    import hashlib
+
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _names(folder):
+    return sorted(p.name for p in folder.iterdir())
+
+
+@pytest.fixture
+def inputs(heads, tmp_path):
+    """The headsq inputs copied into one folder as a user keeps them (the photo's landmarks as landmarks.csv)."""
+    import shutil
+
+    h = heads["headsq"]
+    d = tmp_path / "case"
+    d.mkdir()
+    files = {"skull": d / "skull.ply", "photo": d / "photo.png", "photo_lms": d / "landmarks.csv",
+             "skull_lms": d / "skull_landmarks.json"}
+    for key, src in (("skull", h["skull_path"]), ("photo", h["photo"]), ("photo_lms", h["photo_lms"]),
+                     ("skull_lms", h["skull_lms_path"])):
+        shutil.copy(src, files[key])
+    return files
+
+
+def _argv(files, out, *extra):
+    return ["superimpose", str(files["skull"]), str(files["photo"]), "--out", str(out), "--photo-landmarks",
+            str(files["photo_lms"]), "--landmarks", str(files["skull_lms"]), *extra]
+
+
+def _one_run(out, rec):
+    """``out`` holds exactly the files its superimpose.json names, and nothing beside it is left."""
+    assert _names(out) == sorted([*rec["outputs"].values(), "superimpose.json"])
+    assert _names(out.parent) == sorted(p.name for p in out.parent.iterdir() if not p.name.startswith("."))
+
+
+def test_out_in_the_inputs_folder_is_refused_and_the_inputs_stay(inputs, capsys):
+    folder = inputs["skull"].parent
+    before = _digest(folder)
+    rc = main(_argv(inputs, folder, "--no-face", "--no-picture"))
+    _one_line_exit_2(rc, capsys, "is an input", "would overwrite")
+    assert _digest(folder) == before and _names(folder.parent) == ["case"]
+
+
+def test_inputs_are_recorded_with_their_own_hashes(inputs, tmp_path, capsys):
+    import hashlib
+
+    before = _digest(inputs["skull"].parent)
+    out = tmp_path / "case" / "result"  # beside the inputs: adds a folder, overwrites nothing
+    assert main(_argv(inputs, out, "--no-face", "--no-picture")) == 0
+    rec = json.loads((out / "superimpose.json").read_text(encoding="utf-8"))
+    for key, name in (("skull", "skull"), ("photo", "photo"), ("photo_landmarks", "photo_lms"),
+                      ("skull_landmarks", "skull_lms")):
+        assert rec["inputs"][key]["path"] == str(inputs[name].resolve())
+        assert rec["inputs"][key]["sha256"] == hashlib.sha256(inputs[name].read_bytes()).hexdigest(), key
+    assert {k: v for k, v in _digest(inputs["skull"].parent).items() if not k.startswith("result")} == before
+    _one_run(out, rec)
+
+
+def test_a_refused_run_leaves_nothing_and_the_earlier_run_whole(inputs, tmp_path, capsys):
+    few = tmp_path / "few.csv"
+    few.write_text("g',1,2\nn,3,4\nsn,5,6\n", encoding="utf-8")
+    out = tmp_path / "o"
+    rc = main(_argv({**inputs, "photo_lms": few}, out))  # refused after the skull was read and located
+    _one_line_exit_2(rc, capsys, "only 3 photo landmark(s)")
+    assert not out.exists() and _names(tmp_path) == ["case", "few.csv"]
+    assert main(_argv(inputs, out, "--no-face", "--no-picture")) == 0
+    earlier = _digest(out)
+    rc = main(_argv({**inputs, "photo_lms": few}, out))
+    _one_line_exit_2(rc, capsys, "only 3 photo landmark(s)")
+    assert _digest(out) == earlier and _names(tmp_path) == ["case", "few.csv", "o"]
+
+
+def test_a_rerun_replaces_the_earlier_run_never_mixes(inputs, tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(_argv(inputs, out)) == 0
+    assert {"face.ply", "overlay.png", "side_by_side.png"} <= set(_names(out))
+    assert main(_argv(inputs, out, "--no-face", "--no-picture")) == 0
+    rec = json.loads((out / "superimpose.json").read_text(encoding="utf-8"))
+    assert _names(out) == ["landmarks.csv", "skull_landmarks.json", "superimpose.json"]
+    _one_run(out, rec)
+    assert _names(tmp_path) == ["case", "o"]
+
+
+def test_a_second_run_into_a_folder_a_live_run_holds_is_refused(inputs, tmp_path, capsys):
+    from skull2face.io.run_folder import run_folder
+
+    out = tmp_path / "o"
+    with run_folder(out, "superimpose") as first:  # the first run, alive: it holds the folder
+        rc = main(_argv(inputs, out, "--no-face", "--no-picture"))
+        _one_line_exit_2(rc, capsys, str(out), "another skull2face run is writing this folder")
+        (first / "superimpose.json").write_text("{}", encoding="utf-8")
+        (first / "landmarks.csv").write_text("the first run's\n", encoding="utf-8")
+    assert _names(out) == ["landmarks.csv", "superimpose.json"]  # the first run's result, whole
+    assert (out / "landmarks.csv").read_text(encoding="utf-8") == "the first run's\n"
+    assert _names(tmp_path) == ["case", "o"]
