@@ -94,6 +94,7 @@ def _digest(folder: Path) -> dict[str, str]:
 
 
 ARO = "@arothron"
+PHOTO_LMS = ("--photo-landmarks", "{IN}/landmarks.csv")
 CASES = {
     # case: (argv; {IN} is the inputs folder, {OUT} a fresh folder), words on stderr, file named
     "out-is-a-file": (["predict", "{IN}/skull.ply", "--method", "envelope", "--out", "{IN}/notes.txt"],
@@ -138,13 +139,13 @@ CASES = {
     "csv-semicolons": (["landmarks", "{IN}/skull.ply", "--landmarks", "{IN}/semi.csv"], ["';'-separated"],
                        "semi.csv"),
     # superimpose keeps the evidence (issue 21): never over its inputs, never a noise or 16-bit "photo"
-    "superimpose-over-its-inputs": (["superimpose", "{IN}/skull.ply", "{IN}/noise.png", "--photo-landmarks", "{IN}/landmarks.csv",
-                                     "--out", "{IN}"], ["is an input", "would overwrite"], "skull.ply"),
-    "photo-random-noise": (["superimpose", "{IN}/skull.ply", "{IN}/noise.png", "--photo-landmarks", "{IN}/landmarks.csv", "--out", "{OUT}"],
+    "superimpose-over-its-inputs": (["superimpose", "{IN}/skull.ply", "{IN}/noise.png", *PHOTO_LMS, "--out", "{IN}"],
+                                    ["is an input", "would overwrite"], "skull.ply"),
+    "photo-random-noise": (["superimpose", "{IN}/skull.ply", "{IN}/noise.png", *PHOTO_LMS, "--out", "{OUT}"],
                            ["random noise", "not a photograph"], "noise.png"),
-    "photo-16-bit-grey": (["superimpose", "{IN}/skull.ply", "{IN}/grey16.png", "--photo-landmarks", "{IN}/landmarks.csv", "--out", "{OUT}"],
+    "photo-16-bit-grey": (["superimpose", "{IN}/skull.ply", "{IN}/grey16.png", *PHOTO_LMS, "--out", "{OUT}"],
                           ["16-bit PNG", "8 bits per channel"], "grey16.png"),
-    "photo-declares-30000-px": (["superimpose", "{IN}/skull.ply", "{IN}/huge.png", "--photo-landmarks", "{IN}/landmarks.csv", "--out", "{OUT}"],
+    "photo-declares-30000-px": (["superimpose", "{IN}/skull.ply", "{IN}/huge.png", *PHOTO_LMS, "--out", "{OUT}"],
                                 ["30000 x 30000 px", "not decoded"], "huge.png"),
 }
 

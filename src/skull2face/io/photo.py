@@ -410,4 +410,5 @@ def write_photo_landmarks(points: dict[str, np.ndarray], path: str | os.PathLike
 
 
 __all__ = ["MAX_PIXELS", "MIN_SIDE_PX", "MIN_NEIGHBOUR_CORRELATION", "PHOTO_SUFFIXES", "ImageHeader",
-           "check_photo_header", "neighbour_correlation", "read_image_header", "read_photo", "read_photo_landmarks", "write_photo_landmarks"]
+           "check_photo_header", "neighbour_correlation", "read_image_header", "read_photo",
+           "read_photo_landmarks", "write_photo_landmarks"]
