@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import struct
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +74,18 @@ def bad(tmp_path_factory) -> Path:
     (d / "prev").mkdir()
     skull.export(str(d / "prev" / "face.ply"))
     _limits_inputs(d)
+    # photographs that are not: random noise, a 16-bit grey ramp, a PNG declaring 30,000 x 30,000 px
+    import cv2
+
+    rng = np.random.default_rng(0)
+    cv2.imwrite(str(d / "noise.png"), rng.integers(0, 256, (600, 480, 3), dtype=np.uint8))
+    cv2.imwrite(str(d / "grey16.png"), np.linspace(0, 65535, 600 * 480).reshape(600, 480).astype(np.uint16))
+    cv2.imwrite(str(d / "huge.png"), np.zeros((64, 64), np.uint8))
+    png = bytearray((d / "huge.png").read_bytes())
+    png[16:24] = struct.pack(">II", 30_000, 30_000)  # IHDR width, height ...
+    png[29:33] = struct.pack(">I", zlib.crc32(bytes(png[12:29])))  # ... and its CRC
+    (d / "huge.png").write_bytes(bytes(png))
+    (d / "landmarks.csv").write_text("name,x,y\ng',240,200\nn,240,250\nsn,240,380\nzy'_L,330,300\nzy'_R,150,300\n")
     return d
 
 
@@ -115,6 +129,7 @@ def _digest(folder: Path) -> dict[str, str]:
 
 
 ARO = "@arothron"
+PHOTO_LMS = ("--photo-landmarks", "{IN}/landmarks.csv")
 CASES = {
     # case: (argv; {IN} is the inputs folder, {OUT} a fresh folder), words on stderr, file named
     "out-is-a-file": (["predict", "{IN}/skull.ply", "--method", "envelope", "--out", "{IN}/notes.txt"],
@@ -174,6 +189,15 @@ CASES = {
                                     "--head-weight 'nomatch*=0.5'"),
     "front-parallel-to-up": (["landmarks", "{IN}/skull.ply", "--front", "+x", "--up", "+x"],
                              ["parallel", "--front -y --up +z"], "--front +x and --up +x"),
+    # superimpose keeps the evidence (issue 21): never over its inputs, never a noise or 16-bit "photo"
+    "superimpose-over-its-inputs": (["superimpose", "{IN}/skull.ply", "{IN}/noise.png", *PHOTO_LMS, "--out", "{IN}"],
+                                    ["is an input", "would overwrite"], "skull.ply"),
+    "photo-random-noise": (["superimpose", "{IN}/skull.ply", "{IN}/noise.png", *PHOTO_LMS, "--out", "{OUT}"],
+                           ["random noise", "not a photograph"], "noise.png"),
+    "photo-16-bit-grey": (["superimpose", "{IN}/skull.ply", "{IN}/grey16.png", *PHOTO_LMS, "--out", "{OUT}"],
+                          ["16-bit PNG", "8 bits per channel"], "grey16.png"),
+    "photo-declares-30000-px": (["superimpose", "{IN}/skull.ply", "{IN}/huge.png", *PHOTO_LMS, "--out", "{OUT}"],
+                                ["30000 x 30000 px", "not decoded"], "huge.png"),
 }
 
 

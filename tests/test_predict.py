@@ -31,6 +31,23 @@ def test_predict_from_ct_writes_meshes_in_ct_coordinates(ct_prediction):
     # the face lies on the head, in the CT's own millimetres
     assert np.median(d) < 6.0
     assert rec["input"]["kind"] == "ct" and len(rec["input"]["sha256"]) == 64
+    assert rec["input"]["landmarks"] is None  # none given
+
+
+def test_given_landmarks_are_recorded_with_their_hash(ct_prediction, tmp_path):
+    import hashlib
+    import shutil
+
+    out, _ = ct_prediction
+    skull = shutil.copy(out / "skull.ply", tmp_path / "skull.ply")
+    lms = shutil.copy(out / "skull_landmarks.json", tmp_path / "my landmarks.json")
+    before = (tmp_path / "my landmarks.json").read_bytes()
+    rec = predict(skull, tmp_path / "o", PredictSettings(method="tissue-depth"), landmarks_path=lms, picture=False)
+    assert rec["input"]["landmarks"] == {"path": str((tmp_path / "my landmarks.json").resolve()),
+                                         "sha256": hashlib.sha256(before).hexdigest()}
+    saved = json.loads((tmp_path / "o" / "predict.json").read_text(encoding="utf-8"))
+    assert saved["input"]["landmarks"] == rec["input"]["landmarks"]
+    assert (tmp_path / "my landmarks.json").read_bytes() == before
 
 
 def test_face_glb_is_in_gltf_convention_metres_and_y_up(ct_prediction):

@@ -136,7 +136,8 @@ def test_check_out_refusals(tmp_path):
 def test_stages_claim_their_folder(tmp_path):
     """Every stage that writes an --out folder (or file) goes through run_folder / out_file."""
     stages = Path(SRC) / "skull2face" / "stages"
-    for name in ("predict", "extract", "render", "evaluate", "report", "dataset", "train", "demo", "landmarks"):
+    for name in ("predict", "extract", "render", "evaluate", "report", "dataset", "train", "demo", "landmarks",
+                 "superimpose"):
         text = (stages / f"{name}.py").read_text(encoding="utf-8")
         assert "run_folder(" in text or "out_file(" in text, name
         assert "mkdir(" not in text, name

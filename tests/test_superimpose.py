@@ -117,8 +117,26 @@ def test_grade_thresholds_and_degrees_of_freedom():
 # --------------------------------------------------------------------------- photo input
 
 def _png(path, w=200, h=300):
-    img = np.full((h, w, 3), 128, np.uint8)
-    cv2.imwrite(str(path), img)
+    """A synthetic photograph (`skull2face.superimposition.synthetic.photograph`) of a shaded ball."""
+    from skull2face.superimposition.synthetic import photograph
+
+    cam = look_at([0, 0, 600], [0, 0, 0], [0, 1, 0], 1.2 * max(w, h), (w, h))
+    img = photograph(trimesh.creation.icosphere(subdivisions=3, radius=80.0), cam)
+    assert cv2.imwrite(str(path), img[:, :, ::-1])
+    return path
+
+
+def _huge_png(path, w=30_000, h=30_000):
+    """A small PNG whose IHDR declares ``w`` x ``h`` px (its CRC made right): decoding it would take GBs."""
+    import struct
+    import zlib
+
+    assert cv2.imwrite(str(path), np.zeros((64, 64), np.uint8))
+    data = bytearray(path.read_bytes())
+    assert data[12:16] == b"IHDR"
+    data[16:24] = struct.pack(">II", w, h)
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))
+    path.write_bytes(bytes(data))
     return path
 
 
@@ -163,6 +181,69 @@ def test_a_file_that_is_not_an_image_is_refused(tmp_path):
     with pytest.raises(InputError, match="not an image"):
         read_photo(fake)
     assert read_photo(_png(tmp_path / "ok.png")).shape == (300, 200, 3)
+
+
+def test_a_synthetic_photograph_is_accepted(tmp_path):
+    from skull2face.io.photo import MIN_NEIGHBOUR_CORRELATION, neighbour_correlation
+
+    for name in ("ok.png", "ok.jpg"):
+        img = read_photo(_png(tmp_path / name, 480, 600))
+        assert img.shape == (600, 480, 3) and img.dtype == np.uint8
+        assert neighbour_correlation(cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)) > max(0.9, MIN_NEIGHBOUR_CORRELATION)
+
+
+def _noise(path):
+    rng = np.random.default_rng(0)
+    assert cv2.imwrite(str(path), rng.integers(0, 256, (600, 480, 3), dtype=np.uint8))
+    return path
+
+
+def _grey16(path):
+    ramp = np.linspace(0, 65535, 600 * 480).reshape(600, 480)  # smooth: only its depth is wrong
+    assert cv2.imwrite(str(path), ramp.astype(np.uint16))
+    return path
+
+
+def _flat(path):
+    assert cv2.imwrite(str(path), np.full((300, 200, 3), 128, np.uint8))
+    return path
+
+
+@pytest.mark.parametrize("make, name, words", [
+    (_noise, "noise.png", ["random noise", "correlate r = 0.0"]),
+    (_noise, "noise.jpg", ["random noise"]),
+    (_grey16, "grey16.png", ["16-bit PNG", "8 bits per channel"]),
+    (_grey16, "grey16.tif", ["16-bit TIFF"]),
+    (_flat, "flat.png", ["flat"]),
+    (lambda p: cv2.imwrite(str(p), np.zeros((40, 300, 3), np.uint8)) and p, "tiny.png", ["300 x 40 px", "too small"]),
+])
+def test_what_is_not_a_photograph_is_refused(tmp_path, make, name, words):
+    path = make(tmp_path / name)
+    before = path.read_bytes()
+    with pytest.raises(InputError) as e:
+        read_photo(path)
+    msg = str(e.value)
+    assert msg.startswith(str(path)) and "\n" not in msg
+    for w in words:
+        assert w in msg, msg
+    assert path.read_bytes() == before
+
+
+def test_a_huge_declared_size_is_refused_without_decoding(tmp_path, monkeypatch):
+    from skull2face.io.photo import MAX_PIXELS, read_image_header
+
+    path = _huge_png(tmp_path / "huge.png")
+    head = read_image_header(path.read_bytes())
+    assert (head.format, head.width, head.height, head.bits) == ("PNG", 30_000, 30_000, 8)
+    assert head.width * head.height > MAX_PIXELS
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("the pixels were decoded")
+
+    monkeypatch.setattr(cv2, "imdecode", no_decoding)
+    monkeypatch.setattr(cv2, "imread", no_decoding)
+    with pytest.raises(InputError, match=r"huge.png: the PNG header declares 30000 x 30000 px \(900 megapixels\)"):
+        read_photo(path)
 
 
 # --------------------------------------------------------------------------- real heads
@@ -277,3 +358,105 @@ def test_bad_input_one_line_exit_2(heads, tmp_path, capsys):
     rc = main(["superimpose", skull, str(h["photo"]), "--out", str(tmp_path / "o")])
     _one_line_exit_2(rc, capsys, str(h["photo"]), "--photo-landmarks")
     assert not (tmp_path / "o" / "superimpose.json").exists()
+
+
+# --------------------------------------------------------------------------- the evidence is kept
+
+def _digest(folder):
+    import hashlib
+
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _names(folder):
+    return sorted(p.name for p in folder.iterdir())
+
+
+@pytest.fixture
+def inputs(heads, tmp_path):
+    """The headsq inputs copied into one folder as a user keeps them (the photo's landmarks as landmarks.csv)."""
+    import shutil
+
+    h = heads["headsq"]
+    d = tmp_path / "case"
+    d.mkdir()
+    files = {"skull": d / "skull.ply", "photo": d / "photo.png", "photo_lms": d / "landmarks.csv",
+             "skull_lms": d / "skull_landmarks.json"}
+    for key, src in (("skull", h["skull_path"]), ("photo", h["photo"]), ("photo_lms", h["photo_lms"]),
+                     ("skull_lms", h["skull_lms_path"])):
+        shutil.copy(src, files[key])
+    return files
+
+
+def _argv(files, out, *extra):
+    return ["superimpose", str(files["skull"]), str(files["photo"]), "--out", str(out), "--photo-landmarks",
+            str(files["photo_lms"]), "--landmarks", str(files["skull_lms"]), *extra]
+
+
+def _one_run(out, rec):
+    """``out`` holds exactly the files its superimpose.json names, and nothing beside it is left."""
+    assert _names(out) == sorted([*rec["outputs"].values(), "superimpose.json"])
+    assert _names(out.parent) == sorted(p.name for p in out.parent.iterdir() if not p.name.startswith("."))
+
+
+def test_out_in_the_inputs_folder_is_refused_and_the_inputs_stay(inputs, capsys):
+    folder = inputs["skull"].parent
+    before = _digest(folder)
+    rc = main(_argv(inputs, folder, "--no-face", "--no-picture"))
+    _one_line_exit_2(rc, capsys, "is an input", "would overwrite")
+    assert _digest(folder) == before and _names(folder.parent) == ["case"]
+
+
+def test_inputs_are_recorded_with_their_own_hashes(inputs, tmp_path, capsys):
+    import hashlib
+
+    before = _digest(inputs["skull"].parent)
+    out = tmp_path / "case" / "result"  # beside the inputs: adds a folder, overwrites nothing
+    assert main(_argv(inputs, out, "--no-face", "--no-picture")) == 0
+    rec = json.loads((out / "superimpose.json").read_text(encoding="utf-8"))
+    for key, name in (("skull", "skull"), ("photo", "photo"), ("photo_landmarks", "photo_lms"),
+                      ("skull_landmarks", "skull_lms")):
+        assert rec["inputs"][key]["path"] == str(inputs[name].resolve())
+        assert rec["inputs"][key]["sha256"] == hashlib.sha256(inputs[name].read_bytes()).hexdigest(), key
+    assert {k: v for k, v in _digest(inputs["skull"].parent).items() if not k.startswith("result")} == before
+    _one_run(out, rec)
+
+
+def test_a_refused_run_leaves_nothing_and_the_earlier_run_whole(inputs, tmp_path, capsys):
+    few = tmp_path / "few.csv"
+    few.write_text("g',1,2\nn,3,4\nsn,5,6\n", encoding="utf-8")
+    out = tmp_path / "o"
+    rc = main(_argv({**inputs, "photo_lms": few}, out))  # refused after the skull was read and located
+    _one_line_exit_2(rc, capsys, "only 3 photo landmark(s)")
+    assert not out.exists() and _names(tmp_path) == ["case", "few.csv"]
+    assert main(_argv(inputs, out, "--no-face", "--no-picture")) == 0
+    earlier = _digest(out)
+    rc = main(_argv({**inputs, "photo_lms": few}, out))
+    _one_line_exit_2(rc, capsys, "only 3 photo landmark(s)")
+    assert _digest(out) == earlier and _names(tmp_path) == ["case", "few.csv", "o"]
+
+
+def test_a_rerun_replaces_the_earlier_run_never_mixes(inputs, tmp_path, capsys):
+    out = tmp_path / "o"
+    assert main(_argv(inputs, out)) == 0
+    assert {"face.ply", "overlay.png", "side_by_side.png"} <= set(_names(out))
+    assert main(_argv(inputs, out, "--no-face", "--no-picture")) == 0
+    rec = json.loads((out / "superimpose.json").read_text(encoding="utf-8"))
+    assert _names(out) == ["landmarks.csv", "skull_landmarks.json", "superimpose.json"]
+    _one_run(out, rec)
+    assert _names(tmp_path) == ["case", "o"]
+
+
+def test_a_second_run_into_a_folder_a_live_run_holds_is_refused(inputs, tmp_path, capsys):
+    from skull2face.io.run_folder import run_folder
+
+    out = tmp_path / "o"
+    with run_folder(out, "superimpose") as first:  # the first run, alive: it holds the folder
+        rc = main(_argv(inputs, out, "--no-face", "--no-picture"))
+        _one_line_exit_2(rc, capsys, str(out), "another skull2face run is writing this folder")
+        (first / "superimpose.json").write_text("{}", encoding="utf-8")
+        (first / "landmarks.csv").write_text("the first run's\n", encoding="utf-8")
+    assert _names(out) == ["landmarks.csv", "superimpose.json"]  # the first run's result, whole
+    assert (out / "landmarks.csv").read_text(encoding="utf-8") == "the first run's\n"
+    assert _names(tmp_path) == ["case", "o"]

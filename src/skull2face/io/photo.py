@@ -1,7 +1,10 @@
 """Face photographs and their 2D landmarks, read with one-line errors naming the file.
 
 `read_photo`
-    A JPEG/PNG (anything OpenCV decodes) as an RGB array (H, W, 3) uint8.
+    A JPEG or PNG (also TIFF, BMP, WebP) as an RGB array (H, W, 3) uint8, after checking that it
+    is a photograph: its size and sample type from the header before any pixel is decoded
+    (`check_photo_header`: `MIN_SIDE_PX`, `MAX_PIXELS`, 8 bits per sample), its content after
+    (not flat, not random noise: `neighbour_correlation`).
 `read_photo_landmarks`
     Pixel positions of the paper's Table 2 soft-tissue landmarks in a photo, from
 
@@ -23,6 +26,8 @@ import csv
 import io as _io
 import json
 import os
+import struct
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -33,28 +38,275 @@ from ..errors import InputError, finite_number
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp", ".webp")
 
 
-def read_photo(path: str | os.PathLike) -> np.ndarray:
-    """The photo as RGB, shape (H, W, 3), uint8 (greyscale is repeated, alpha dropped; a JPEG's
-    EXIF orientation is applied, as image viewers do, so pixels match what a marker saw).
+MAX_PIXELS = 120_000_000
+"""Largest photo accepted, in pixels, read from the header before decoding: above the ~102 MP of
+the largest common camera sensors (medium format, 11,648 x 8,736 px) and the 30-60 MP of full-frame
+cameras, while its decoded RGB (360 MB) and the pictures made from it stay a few times that. A
+PNG that declares 30,000 x 30,000 px (900 MP, 2.7 GB decoded) is refused unread."""
+MIN_SIDE_PX = 64
+"""Smallest side of a photo accepted, in pixels: the face's landmarks lie a few to a few tens of
+pixels apart in a 64 px image already, so a marker's +-1 px is several percent of the face."""
+MAX_FILE_BYTES = 512 * 2**20
+"""Largest photo file read, in bytes: an uncompressed 8-bit RGBA image of `MAX_PIXELS` is 480 MB."""
+MIN_GREY_SD = 2.0
+"""Smallest standard deviation of the grey levels (0-255) of a photograph: a flat image (one
+colour, or one colour plus the 1-level noise of 8-bit rounding) shows nothing."""
+MIN_NEIGHBOUR_CORRELATION = 0.3
+"""Smallest correlation between horizontally and vertically neighbouring grey pixels of a
+photograph. Neighbours in a real photo correlate > 0.5 (typically 0.85-0.99; the synthetic
+photographs of the bundled heads 0.99) as the scene is smooth at the scale of a pixel; random
+noise measures ~0 (also after JPEG compression at quality 30-95: |r| < 0.02)."""
+_PAIRS = 1_000_000
+"""Neighbour pairs sampled (whole rows and columns, every k-th) for the correlation: enough for
++-0.001, whatever the photo's size."""
+
+
+@dataclass(frozen=True)
+class ImageHeader:
+    """What an image file's header declares, read without decoding its pixels.
+
+    Attributes
+    ----------
+    format : str
+        ``"PNG"``, ``"JPEG"``, ``"TIFF"``, ``"BMP"`` or ``"WebP"``.
+    width, height : int
+        Pixels, as stored (before any EXIF rotation).
+    bits : int
+        Bits per sample (channel); 8 for a palette image.
+    channels : int
+        Samples per pixel (1 grey, 2 grey + alpha, 3 colour, 4 colour + alpha or CMYK).
+    """
+
+    format: str
+    width: int
+    height: int
+    bits: int
+    channels: int
+
+
+def _png_header(d: bytes) -> ImageHeader:
+    if len(d) < 29 or d[12:16] != b"IHDR":
+        raise ValueError("no IHDR chunk")
+    w, h, depth, colour = struct.unpack(">IIBB", d[16:26])
+    channels = {0: 1, 2: 3, 3: 3, 4: 2, 6: 4}.get(colour)
+    if channels is None:
+        raise ValueError(f"unknown colour type {colour}")
+    return ImageHeader("PNG", w, h, 8 if colour == 3 else depth, channels)  # a palette holds 8-bit colours
+
+
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def _jpeg_header(d: bytes) -> ImageHeader:
+    i = 2
+    while i + 4 <= len(d):
+        if d[i] != 0xFF:
+            raise ValueError(f"no segment marker at byte {i}")
+        marker = d[i + 1]
+        if marker == 0xFF:  # fill byte
+            i += 1
+            continue
+        if marker in (0x01, *range(0xD0, 0xD8)):  # markers without a length
+            i += 2
+            continue
+        (length,) = struct.unpack(">H", d[i + 2:i + 4])
+        if marker in _JPEG_SOF:
+            if i + 10 > len(d):
+                break
+            bits, h, w, channels = struct.unpack(">BHHB", d[i + 4:i + 10])
+            return ImageHeader("JPEG", w, h, bits, channels)
+        if marker in (0xD9, 0xDA) or length < 2:  # end of image, or a scan before any frame header
+            break
+        i += 2 + length
+    raise ValueError("no frame header (SOF) before the image data")
+
+
+def _tiff_header(d: bytes) -> ImageHeader:
+    e = "<" if d[:2] == b"II" else ">"
+    (magic,) = struct.unpack(e + "H", d[2:4])
+    if magic != 42:
+        raise ValueError("BigTIFF is not read; save the photo as JPEG or PNG")
+    (ifd,) = struct.unpack(e + "I", d[4:8])
+    (n,) = struct.unpack(e + "H", d[ifd:ifd + 2])
+    tags: dict[int, int] = {}
+    for k in range(n):
+        tag, typ, count, raw = struct.unpack(e + "HHI4s", d[ifd + 2 + 12 * k:ifd + 14 + 12 * k])
+        if typ == 3:  # SHORT: the first value inline (2 of them fit), else at the offset
+            at = raw if count <= 2 else d[struct.unpack(e + "I", raw)[0]:][:2]
+            tags[tag] = struct.unpack(e + "H", at[:2])[0]
+        elif typ == 4:  # LONG
+            tags[tag] = struct.unpack(e + "I", raw)[0]
+    if 256 not in tags or 257 not in tags:
+        raise ValueError("no image width or height")
+    return ImageHeader("TIFF", tags[256], tags[257], tags.get(258, 1), tags.get(277, 1))
+
+
+def _bmp_header(d: bytes) -> ImageHeader:
+    (size,) = struct.unpack("<I", d[14:18])
+    if size == 12:  # OS/2 BITMAPCOREHEADER
+        w, h, _, bpp = struct.unpack("<hhHH", d[18:26])
+    else:
+        w, h, _, bpp = struct.unpack("<iiHH", d[18:30])
+    bits, channels = {8: (8, 1), 24: (8, 3), 32: (8, 4)}.get(bpp, (bpp, 1))
+    return ImageHeader("BMP", abs(w), abs(h), bits, channels)  # a negative height: stored top-down
+
+
+def _webp_header(d: bytes) -> ImageHeader:
+    chunk = d[12:16]
+    if chunk == b"VP8 ":  # lossy: 14-bit sizes after the frame tag and start code
+        w, h = struct.unpack("<HH", d[26:30])
+        return ImageHeader("WebP", w & 0x3FFF, h & 0x3FFF, 8, 3)
+    if chunk == b"VP8L":  # lossless: 14-bit (size - 1) fields after the signature byte
+        (v,) = struct.unpack("<I", d[21:25])
+        return ImageHeader("WebP", (v & 0x3FFF) + 1, ((v >> 14) & 0x3FFF) + 1, 8, 4 if (v >> 28) & 1 else 3)
+    if chunk == b"VP8X":  # extended: 24-bit (canvas size - 1) fields
+        w = int.from_bytes(d[24:27], "little") + 1
+        h = int.from_bytes(d[27:30], "little") + 1
+        return ImageHeader("WebP", w, h, 8, 4 if d[20] & 0x10 else 3)
+    raise ValueError(f"unknown WebP chunk {chunk!r}")
+
+
+def read_image_header(data: bytes) -> ImageHeader | None:
+    """The header of a PNG, JPEG, TIFF, BMP or WebP file's bytes, without decoding any pixel.
+
+    Returns
+    -------
+    ImageHeader or None
+        None when the bytes start like none of these formats.
+
+    Raises
+    ------
+    ValueError
+        The bytes start like one of them but the header is truncated or corrupt.
+    """
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        parse = _png_header
+    elif data[:3] == b"\xff\xd8\xff":
+        parse = _jpeg_header
+    elif data[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):
+        parse = _tiff_header
+    elif data[:2] == b"BM" and len(data) >= 26:
+        parse = _bmp_header
+    elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        parse = _webp_header
+    else:
+        return None
+    try:
+        return parse(data)
+    except (struct.error, IndexError) as exc:
+        raise ValueError(f"truncated {parse.__name__[1:].split('_')[0].upper()} header ({exc})") from None
+
+
+def check_photo_header(path: str | os.PathLike, data: bytes) -> ImageHeader:
+    """Refuse, before decoding, a file that is not an image or whose header declares a size or
+    sample type that is not a photograph's.
+
+    Parameters
+    ----------
+    path : path-like
+        The file (named in the error).
+    data : bytes
+        Its contents.
+
+    Returns
+    -------
+    ImageHeader
 
     Raises
     ------
     InputError
-        Naming the file: missing, empty, or not an image OpenCV can decode.
+        Not an image; a corrupt header; fewer than `MIN_SIDE_PX` px on a side; more than
+        `MAX_PIXELS` px; not 8 bits per sample; a channel count other than 1-4.
+    """
+    try:
+        head = read_image_header(data)
+    except ValueError as exc:
+        raise InputError(path, f"corrupt image: {exc}") from None
+    if head is None:
+        raise InputError(path, "not an image OpenCV can read (expected a JPEG or PNG photograph; TIFF, BMP "
+                               "and WebP are read too)")
+    w, h = head.width, head.height
+    if w * h > MAX_PIXELS:
+        raise InputError(path, f"the {head.format} header declares {w} x {h} px ({w * h / 1e6:.0f} megapixels), "
+                               f"more than the {MAX_PIXELS / 1e6:.0f}-megapixel limit for a photograph; not decoded "
+                               "(scale it down)")
+    if min(w, h) < MIN_SIDE_PX:
+        raise InputError(path, f"image is only {w} x {h} px: too small for a face photograph (at least "
+                               f"{MIN_SIDE_PX} px a side)")
+    if head.bits != 8:
+        raise InputError(path, f"a {head.bits}-bit {head.format} image: a face photograph has 8 bits per channel "
+                               "(converting it here would guess its contrast); save it as an 8-bit JPEG or PNG")
+    if head.channels not in (1, 2, 3, 4):
+        raise InputError(path, f"a {head.format} image with {head.channels} channels: expected grey or colour")
+    return head
+
+
+def neighbour_correlation(grey: np.ndarray) -> float:
+    """Pearson correlation of horizontally and vertically neighbouring pixels of a grey image.
+
+    Parameters
+    ----------
+    grey : numpy.ndarray, shape (H, W)
+        Grey levels (any unit).
+
+    Returns
+    -------
+    float
+        In [-1, 1]; NaN for a flat image. Whole rows and columns are sampled (every k-th) so that
+        about `_PAIRS` pairs of each direction enter, whatever the size.
+    """
+    h, w = grey.shape
+    step = max(1, -(-h * w // _PAIRS))
+    rows, cols = grey[::step].astype(np.float32), grey[:, ::step].astype(np.float32)
+    a = np.concatenate([rows[:, :-1].ravel(), cols[:-1, :].ravel()]).astype(np.float64)
+    b = np.concatenate([rows[:, 1:].ravel(), cols[1:, :].ravel()]).astype(np.float64)
+    a -= a.mean()
+    b -= b.mean()
+    den = np.sqrt((a * a).sum() * (b * b).sum())
+    return float((a * b).sum() / den) if den > 0 else float("nan")
+
+
+def read_photo(path: str | os.PathLike) -> np.ndarray:
+    """The photo as RGB, shape (H, W, 3), uint8 (greyscale is repeated, alpha dropped; a JPEG's
+    EXIF orientation is applied, as image viewers do, so pixels match what a marker saw).
+
+    Its header is checked before any pixel is decoded (`check_photo_header`: size within
+    `MIN_SIDE_PX` and `MAX_PIXELS`, 8 bits per sample), and its content after: not flat
+    (`MIN_GREY_SD`) and not random noise (`MIN_NEIGHBOUR_CORRELATION`).
+
+    Raises
+    ------
+    InputError
+        Naming the file and the problem: missing, empty, too large a file, not an image, a
+        size or sample type no photograph has, flat, or noise.
     """
     import cv2
 
     p = Path(path)
     if not p.is_file():
         raise InputError(p, "photo not found")
-    data = p.read_bytes()
-    if not data:
+    size = p.stat().st_size
+    if not size:
         raise InputError(p, "photo is an empty file")
+    if size > MAX_FILE_BYTES:
+        raise InputError(p, f"photo file is {size / 2**20:.0f} MiB, more than the {MAX_FILE_BYTES / 2**20:.0f} MiB "
+                            "of any photograph within the size limit")
+    data = p.read_bytes()
+    head = check_photo_header(p, data)
     img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     if img is None or img.size == 0:
-        raise InputError(p, "not an image OpenCV can read (expected a JPEG or PNG photograph)")
-    if min(img.shape[:2]) < 16:
-        raise InputError(p, f"image is only {img.shape[1]} x {img.shape[0]} px: too small for a face photograph")
+        raise InputError(p, f"a {head.format} file OpenCV cannot decode (truncated or corrupt?)")
+    if sorted(img.shape[:2]) != sorted((head.width, head.height)):  # EXIF may turn it by 90 degrees
+        raise InputError(p, f"decoded as {img.shape[1]} x {img.shape[0]} px, but its header declares "
+                            f"{head.width} x {head.height} px (corrupt?)")
+    grey = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    sd = float(grey.std())
+    if sd < MIN_GREY_SD:
+        raise InputError(p, f"the image is flat (grey levels vary by SD {sd:.1f} of 255): not a photograph")
+    r = neighbour_correlation(grey)
+    if not r >= MIN_NEIGHBOUR_CORRELATION:
+        raise InputError(p, f"the image looks like random noise, not a photograph: neighbouring pixels correlate "
+                            f"r = {r:.2f} (a photograph: > 0.5; refused below {MIN_NEIGHBOUR_CORRELATION})")
     return np.ascontiguousarray(img[:, :, ::-1])  # BGR -> RGB
 
 
@@ -157,4 +409,6 @@ def write_photo_landmarks(points: dict[str, np.ndarray], path: str | os.PathLike
     return write_text(path, "\n".join(lines) + "\n")
 
 
-__all__ = ["PHOTO_SUFFIXES", "read_photo", "read_photo_landmarks", "write_photo_landmarks"]
+__all__ = ["MAX_PIXELS", "MIN_SIDE_PX", "MIN_NEIGHBOUR_CORRELATION", "PHOTO_SUFFIXES", "ImageHeader",
+           "check_photo_header", "neighbour_correlation", "read_image_header", "read_photo",
+           "read_photo_landmarks", "write_photo_landmarks"]

@@ -108,6 +108,9 @@ def context_from_dirs(dirs: list[str | Path], title: str | None = None, settings
             if (d / "predict.png").is_file():
                 m["picture"] = str(d / "predict.png")
             hashes[f"input ({Path(rec['input']['path']).name})"] = rec["input"]["sha256"]
+            given = rec["input"].get("landmarks")  # the --landmarks file (older records: no key)
+            if given:
+                hashes[f"landmarks ({Path(given['path']).name})"] = given["sha256"]
             subject = subject or Path(rec["input"]["path"]).name
             m["summary"] = f"{rec['method']}: {rec['face']['vertices']} vertices in {rec['timings']['total_s']:.2f} s"
         if (d / "evaluate.json").is_file():

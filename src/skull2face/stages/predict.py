@@ -16,7 +16,8 @@ binary, for Blender and web viewers, in glTF's own convention: metres, +Y up, th
 the transform from the input is ``predict.json``'s ``glb``), ``slicer/`` (a 3D Slicer bundle: skull, face, landmarks and a
 scene file, `skull2face.io.slicer`), ``face_map.*`` and
 ``skull_map.*`` (depth maps with their render spec), ``skull_landmarks.json``, ``predict.png``
-(skull and face together) and ``predict.json`` (settings, inputs and hashes, timings).
+(skull and face together) and ``predict.json`` (settings, inputs and hashes -- the skull's, and
+the ``--landmarks`` file's under ``input.landmarks``, null when none was given --, timings).
 """
 
 from __future__ import annotations
@@ -232,6 +233,8 @@ def _predict(input_path, out: Path, settings: PredictSettings, method, landmarks
     """`predict` into the claimed folder ``out``."""
     timings = {}
     t0 = time.perf_counter()
+    given_record = None if not landmarks_path else {"path": str(Path(landmarks_path).resolve()),
+                                                    "sha256": file_sha256(landmarks_path)}
     given = read_landmarks(landmarks_path, surface="skull") if landmarks_path else None
     model, prior, side_grid = None, None, {}
     if method.needs_model or (method.needs_references and not settings.data):
@@ -314,7 +317,8 @@ def _predict(input_path, out: Path, settings: PredictSettings, method, landmarks
     record = {
         "stage": "predict", "skull2face_version": __version__, "method": settings.method,
         "settings": dataclasses.asdict(settings),
-        "input": {"path": str(Path(input_path).resolve()), "kind": src["kind"], "sha256": sha},
+        "input": {"path": str(Path(input_path).resolve()), "kind": src["kind"], "sha256": sha,
+                  "landmarks": given_record},
         "model": ({"path": str(settings.model or default_model_path()), "resolution": meta.resolution, "k": meta.k,
                    "epoch": meta.epoch} if meta is not None else
                   {"path": str(prior_sidecar(settings.model or default_model_path())), "prior_only": True}

@@ -21,7 +21,10 @@ and outlined, each soft-tissue point joined to its photo partner), ``side_by_sid
 photo with the skull's outline beside the ``face-model`` face rendered through the same camera),
 ``face.ply`` (that face), ``landmarks.csv`` (the per-landmark table), ``skull_landmarks.json``
 and ``superimpose.json`` (camera, per-landmark errors, the graded conclusion with its
-thresholds and caveat, settings, inputs with sha256, timings).
+thresholds and caveat, settings, every input's path and sha256, timings). The folder is
+claimed and filled at once, as every stage's (`skull2face.io.run_folder.run_folder`): an ``--out``
+that would overwrite an input is refused before any work, a second run into a folder a live run
+holds is refused, and a finished folder holds exactly one run's files.
 """
 
 from __future__ import annotations
@@ -43,6 +46,7 @@ from ..geometry.normals import HEAD_CENTRE
 from ..io.atomic import write_json, write_text
 from ..io.landmarks import read_landmarks, write_landmarks
 from ..io.photo import read_photo, read_photo_landmarks
+from ..io.run_folder import run_folder
 from ..io.volumes import file_sha256
 from ..options import check_options, nested, option
 from ..superimposition import grade as grading
@@ -123,18 +127,44 @@ def superimpose(skull_path: str | os.PathLike, photo_path: str | os.PathLike, ou
     Returns
     -------
     dict
-        The record written to ``superimpose.json``.
+        The record written to ``superimpose.json`` (output paths relative to ``out_dir``).
+
+    Raises
+    ------
+    InputError
+        A missing or unusable input; an ``out_dir`` that would overwrite an input, holds files
+        that are not an earlier superimpose run, or that another live run holds
+        (`skull2face.io.run_folder.run_folder`: the run writes into a hidden sibling swapped in
+        whole, so a finished folder holds exactly one run and a refused run leaves nothing).
     """
     settings = settings or SuperimposeSettings()
-    t0 = time.perf_counter()
-    timings = {}
-    photo = read_photo(photo_path)
-    size = (photo.shape[1], photo.shape[0])
     if photo_landmarks_path is None:
         raise InputError(photo_path, NO_DETECTOR)
+    paths = {"skull": skull_path, "photo": photo_path, "photo_landmarks": photo_landmarks_path,
+             "skull_landmarks": landmarks_path}
+    for p in paths.values():
+        if p is not None and not Path(p).exists():
+            raise InputError(p, "not found")
+    with run_folder(out_dir, "superimpose", paths.values()) as out:
+        return _superimpose(paths, out, settings)
+
+
+def _inputs(paths: dict) -> dict:
+    """Each input file's absolute path and sha256, read before any work (None where not given)."""
+    return {k: None if p is None else {"path": str(Path(p).resolve()), "sha256": file_sha256(p)}
+            for k, p in paths.items()}
+
+
+def _superimpose(paths: dict, out: Path, settings: SuperimposeSettings) -> dict:
+    """`superimpose` into the claimed folder ``out`` (a hidden sibling of ``--out``, swapped in whole)."""
+    skull_path, photo_path = paths["skull"], paths["photo"]
+    photo_landmarks_path, landmarks_path = paths["photo_landmarks"], paths["skull_landmarks"]
+    t0 = time.perf_counter()
+    timings = {}
+    inputs = _inputs(paths)
+    photo = read_photo(photo_path)
+    size = (photo.shape[1], photo.shape[0])
     photo_lms = read_photo_landmarks(photo_landmarks_path, size)
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
 
     t = time.perf_counter()
     src = read_skull(skull_path, out)
@@ -217,14 +247,8 @@ def superimpose(skull_path: str | os.PathLike, photo_path: str | os.PathLike, ou
     record = {
         "stage": "superimpose", "skull2face_version": __version__,
         "settings": dataclasses.asdict(settings),
-        "inputs": {"skull": {"path": str(Path(skull_path).resolve()), "kind": src["kind"],
-                             "sha256": file_sha256(skull_path)},
-                   "photo": {"path": str(Path(photo_path).resolve()), "sha256": file_sha256(photo_path),
-                             "size_px": list(size)},
-                   "photo_landmarks": {"path": str(Path(photo_landmarks_path).resolve()),
-                                       "sha256": file_sha256(photo_landmarks_path)},
-                   "skull_landmarks": None if not landmarks_path else
-                   {"path": str(Path(landmarks_path).resolve()), "sha256": file_sha256(landmarks_path)}},
+        "inputs": {**inputs, "skull": {**inputs["skull"], "kind": src["kind"]},
+                   "photo": {**inputs["photo"], "size_px": list(size)}},
         "skull_landmarks": {k: v for k, v in lms.meta.items()}, "pose": loc["pose"],
         "soft_tissue_rule": "skull landmark + published mean thickness (Hona & Stephan 2024) along the outward "
                             "bone normal (statistics.face_model.landmark_targets)",
