@@ -286,3 +286,30 @@ def test_report_refuses_a_method_without_a_predict_folder(two_methods, tmp_path,
     assert err.count("\n") == 0 and err.startswith("skull2face report: error: --method nope: no predict folder")
     assert err.endswith("(they hold predictions of: skull2face, face-model)")
     assert not (tmp_path / "out" / "report.html").exists()
+
+
+def test_report_of_an_unknown_skull_speaks_of_no_truth(two_methods):
+    import shutil
+
+    from skull2face.report.collect import context_from_dirs
+
+    run, dirs = two_methods
+    shutil.rmtree(run / "evaluate")  # a user's skull: predictions, no true skin
+    text = report.render_html(context_from_dirs([run]))
+    assert "No true skin is known for this skull" in text
+    assert "true skin of this test head" not in text and "Accuracy against the true skin" not in text
+
+
+def test_setting_keys_read_as_words():
+    from skull2face.report.provenance import words
+
+    assert words("val_within_2.5mm") == "val within 2.5mm"  # a decimal point stays one
+    assert words("train.lr") == "train: lr" and words("mm_per_px") == "mm per px"
+
+
+def test_tissue_table_says_stand_in_once():
+    from skull2face.anatomy.tissue import load_table
+    from skull2face.report.provenance import tissue_html
+
+    text = tissue_html(load_table(), "source")
+    assert "stand-in: subspinale" in text and "stand-in: stand-in" not in text

@@ -9,6 +9,7 @@ from __future__ import annotations
 import html
 import json
 import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -20,7 +21,8 @@ def e(value: Any) -> str:
 
 def words(key: str) -> str:
     """A setting's key in words: ``mm_per_px`` -> ``mm per px``."""
-    return str(key).replace("_", " ").replace(".", ": ")
+    # a dot between digits is a decimal point ("within_2.5mm"), elsewhere a nesting ("train.lr")
+    return re.sub(r"(?<!\d)\.|\.(?!\d)", ": ", str(key)).replace("_", " ")
 
 
 def fmt(value: Any) -> str:
@@ -116,7 +118,7 @@ def tissue_html(rows: list[Any], source: str) -> str:
            '<th>mean<br><small>mm</small></th><th>SD<br><small>mm</small></th>'
            '<th class="name">used for (paper Table 1)</th></tr></thead><tbody>']
     for t in rows:
-        used = ", ".join(t.paper_landmarks) + (f" (stand-in: {t.stand_in_note})" if t.stand_in_note else "")
+        used = ", ".join(t.paper_landmarks) + (f" ({t.stand_in_note})" if t.stand_in_note else "")
         out.append(f'<tr><td class="name">{e(t.bone)}</td><td class="name">{e(t.soft)}</td><td class="name">{e(t.side)}</td>'
                    f"<td>{t.mean_mm:.1f}</td><td>{t.sd_mm:.1f}</td><td class=\"name\">{e(used or '-')}</td></tr>")
     out.append("</tbody></table>")
