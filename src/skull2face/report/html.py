@@ -84,6 +84,7 @@ label.zoom input:checked + img { position: fixed; inset: 0; width: 100vw; height
     background: rgba(20, 20, 20, 0.92); border: 0; z-index: 100; cursor: zoom-out; }
 .heatrow { display: flex; flex-wrap: wrap; gap: 14px; align-items: flex-start; margin: 10px 0 18px; }
 .heatrow figure { flex: 2 1 520px; }
+figure.wide { flex: 1 1 100%; }
 .regiontable { flex: 1 1 360px; }
 details { margin: 6px 0 12px; }
 summary { cursor: pointer; color: #355; }
@@ -106,6 +107,7 @@ _PRINT_CSS = """
 body { background: #fff; font-size: 10.5pt; }
 main { max-width: none; padding: 0; }
 figure { flex: 1 1 30%; break-inside: avoid; }
+figure.wide { flex: 1 1 100%; }
 .heatrow, table, .statement { break-inside: avoid; }
 .heatrow { flex-wrap: nowrap; }
 .heatrow figure { flex: 1 1 52%; }
@@ -132,14 +134,16 @@ def _image_uri(path: str | os.PathLike) -> str | None:
     return f"data:{mime};base64," + base64.b64encode(data).decode("ascii")
 
 
-def _figure(path: Any, caption: str) -> str:
+def _figure(path: Any, caption: str, wide: bool = False) -> str:
+    """One picture with its caption; ``wide``: the whole page width (a strip of panels)."""
     if not path:
         return ""
     uri = _image_uri(path)
+    tag = '<figure class="wide">' if wide else "<figure>"
     if uri is None:
-        return (f'<figure><div class="missing">picture not available<br><code>{_e(Path(path).name)}</code></div>'
+        return (f'{tag}<div class="missing">picture not available<br><code>{_e(Path(path).name)}</code></div>'
                 f"<figcaption>{_e(caption)}</figcaption></figure>")
-    return (f'<figure><label class="zoom" title="click to enlarge"><input type="checkbox" hidden>'
+    return (f'{tag}<label class="zoom" title="click to enlarge"><input type="checkbox" hidden>'
             f'<img src="{uri}" alt="{_e(caption)}"></label><figcaption>{_e(caption)}</figcaption></figure>')
 
 
@@ -253,7 +257,9 @@ def render_html(context: Mapping[str, Any], for_print: bool = False) -> str:
                      f"<strong>{_e(main)}</strong>{f' ({_e(why)})' if why else ''}; the accuracy table "
                      "below lists every method.</p>")
     gallery = [_figure(context.get("input_picture"), "input skull"),
-               _figure(main_entry.get("picture"), f"predicted face ({main})" if main else "predicted face")]
+               _figure(main_entry.get("picture"), f"predicted face ({main}): the skull, the face over it from the "
+                       "front and the left, and the true skin where it is known" if main else "predicted face",
+                       wide=True)]
     if context.get("truth_picture"):
         gallery.append(_figure(context["truth_picture"], "true face (for evaluation only)"))
     parts.append('<div class="gallery">' + "".join(g for g in gallery if g) + "</div>")

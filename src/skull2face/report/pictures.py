@@ -262,7 +262,7 @@ def prediction_figure(skull: trimesh.Trimesh, face: trimesh.Trimesh, truth: trim
     axes = fig.subplots(1, len(panels))
     for ax, (name, ms, cs, view, alpha) in zip(np.atleast_1d(axes), panels):
         ax.imshow(shade(ms, cs, *views[view], alpha=alpha))
-        ax.set_title(name, fontsize=9)
+        ax.set_title(name, fontsize=18)  # readable when the strip spans a page (A4 or screen)
         ax.axis("off")
     fig.tight_layout()
     return fig
