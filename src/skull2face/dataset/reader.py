@@ -306,7 +306,7 @@ def head_weight(man: Manifest, sample: Mapping[str, Any]) -> float:
     return w
 
 
-def _load_weight(man: Manifest, rel: str) -> np.ndarray:
+def load_weight(man: Manifest, rel: str) -> np.ndarray:
     """A sample's per-pixel weight map ``(H, W)`` float32 in [0, 1] (``docs/dataset-format.md``)."""
     path = man.root / rel
     try:
@@ -430,7 +430,7 @@ def load_arrays(
                 if part == "skull":
                     la_spec = map_spec  # landmark targets go on the skull's own pixel grid
         if "weight" in s["files"]:
-            out["face_weight"][i, 0] = _load_weight(man, s["files"]["weight"])
+            out["face_weight"][i, 0] = load_weight(man, s["files"]["weight"])
         out["face_weight"][i, 0] *= out["head_weight"][i]
         for name, _, target in s["la_targets"]:
             if target is None:
@@ -467,6 +467,7 @@ __all__ = [
     "head_weight",
     "load_arrays",
     "load_manifest",
+    "load_weight",
     "network_input",
     "subset",
 ]

@@ -169,8 +169,10 @@ def cgan_face(model: TrainedModel, skull_mesh: Any, skull_landmarks: Any, skull_
     labels = corr.region_labels(spec, fit_map.height, head_lms)
     gains, source = gains_of(model, gain)
     delta = corr.correction_map(raw, fit_map, labels, gains)
-    head = corr.displace_head(fitted.head, fit_map, delta) if np.any(delta) else fitted.head
-    face = render(head, spec) if np.any(delta) else fit_map
+    head, face = fitted.head, fit_map
+    if np.any(delta):
+        head = corr.displace_head(fitted.head, fit_map, delta)
+        face = render(head, spec)
     moved = np.abs(delta) > 0.05
     record.update({
         "base": "fit", "face_model_fit": fitted.record,
@@ -209,7 +211,7 @@ def calibrate(model: TrainedModel, data_dir: str | os.PathLike) -> dict:
         no folds for a dataset without a real held-out head or a generator that does not
         correct the fit.
     """
-    from ..dataset.reader import load_manifest
+    from ..dataset.reader import load_manifest, load_weight
     from ..io.landmarks import read_landmarks
 
     meta = model.meta
@@ -227,12 +229,9 @@ def calibrate(model: TrainedModel, data_dir: str | os.PathLike) -> dict:
                 return DepthMap(h, np.isfinite(h), model_spec(dm.spec, meta.resolution))
 
             skull, face, fit = at_res(files["skull"]), at_res(files["face"]), at_res(files["fit"])
-            weight = None
+            weight = None  # the gate's weight map (finite, in [0, 1]) at the model's grid
             if files.get("weight"):
-                with np.load(man.root / files["weight"]) as z:
-                    w = z["weight"].astype(np.float64)
-                weight = block_mean_mm(w, meta.resolution)
-                weight = np.nan_to_num(weight)
+                weight = block_mean_mm(load_weight(man, files["weight"]), meta.resolution)
             raw = generator_face(model.generator, meta, skull, fit)
             lms = read_landmarks(man.root / files["skull_landmarks"]).points  # head frame
             labels = corr.region_labels(fit.spec, fit.height, lms)

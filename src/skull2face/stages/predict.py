@@ -248,7 +248,8 @@ def _predict(input_path, out: Path, settings: PredictSettings, method, landmarks
         else:
             model = load_model(settings)  # only its thickness prior
     refs = model.references if model is not None else None
-    prior = prior or prior_for(settings, refs)
+    if prior is None:
+        prior = prior_for(settings, refs)
     timings["model_s"] = time.perf_counter() - t0
     src = read_skull(input_path, out)
     timings["read_s"] = time.perf_counter() - t0 - timings["model_s"]
