@@ -137,3 +137,20 @@ def test_read_folds_names_a_bad_file(tmp_path):
     good = tmp_path / "good.json"
     good.write_text(json.dumps({"format": "skull2face-calibration", "folds": [{"head": "a", "regions": {}}]}))
     assert read_folds([str(good)]) == [{"head": "a", "regions": {}}]
+
+
+def test_bad_calibrate_export_and_gain_inputs_are_one_line(tmp_path, capsys):
+    from skull2face.cli import main
+    from skull2face.stages.export import read_prior_sidecar
+
+    assert main(["calibrate", str(tmp_path / "no_run"), "--data", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no_run" in err[0] and "not a training run folder" in err[0]
+    bad = tmp_path / "m.prior.npz"
+    bad.write_bytes(b"not an npz")
+    with pytest.raises(InputError, match=r"m\.prior\.npz.*not a model's thickness prior file"):
+        read_prior_sidecar(bad)
+    assert main(["predict", str(tmp_path / "skull.ply"), "--out", str(tmp_path / "o"), "--method", "skull2face",
+                 "--correction-gain", "1.5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "correction_gain must be <= 1" in err[0]
