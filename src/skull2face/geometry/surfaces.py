@@ -59,6 +59,10 @@ class SurfaceSettings:
         Taubin smoothing iterations (volume preserving); 0 for none.
     target_faces : int or None
         Decimate each surface to about this many triangles (fast-simplification); None keeps all.
+    modality : {"ct", "mr"}
+        "mr": a T1 MRI head. The skin is extracted here as for ``intensity="raw"``; the skull,
+        the dark cortical band under the skin, by `skull2face.anatomy.mr_skull` (which needs the
+        face's landmarks, a layer above this module).
     metal : {"repair", "off"}
         "repair" finds dental metal (HU only) and drops its streak debris from the bone and
         mends its streaks' notches and spikes in the skin (`geometry.metal`); "off" leaves them.
@@ -75,12 +79,17 @@ class SurfaceSettings:
     skin_only: bool = option(False, help="extract the skin only (MR heads)")
     smooth_iterations: int = option(0, flag="--smooth", metavar="N", minimum=0, help="Taubin smoothing iterations")
     target_faces: int | None = option(None, metavar="N", minimum=4, help="decimate each mesh to about N triangles")
+    modality: str = option("ct", choices=("ct", "mr"),
+                           help="'mr': a T1 MRI head (skin against the background; skull as the dark cortical "
+                                "band under scalp and face, found along rays from the skin)")
     metal: str = option("repair", choices=("repair", "off"),
                         help="'repair': drop dental-metal streak debris from the bone, cut streak spikes "
                              "and fill streak notches in the skin")
 
     def __post_init__(self) -> None:
         check_options(self)
+        if self.modality == "mr":  # MR intensities are arbitrary; the bone is not a threshold
+            self.intensity = "raw"
 
 
 @dataclass
@@ -90,6 +99,8 @@ class Surfaces:
     skin: trimesh.Trimesh
     skull: trimesh.Trimesh | None
     record: dict = field(default_factory=dict)
+    head_mask: np.ndarray | None = None
+    """``(nx, ny, nz)`` bool, inside the skin (`skin_mask`)."""
 
 
 def default_thresholds(vol: Volume, settings: SurfaceSettings) -> tuple[float, float]:
@@ -307,7 +318,8 @@ def extract_surfaces(vol: Volume, settings: SurfaceSettings | None = None) -> Su
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     skin_t, bone_t = default_thresholds(vol, settings)
-    if not settings.skin_only and bone_t <= skin_t:
+    bone_here = not settings.skin_only and settings.modality == "ct"
+    if bone_here and bone_t <= skin_t:
         raise InputError(vol.source, f"bone threshold {bone_t:g} must be above the skin threshold {skin_t:g}")
 
     filled, skin_rec = skin_mask(vol, skin_t, settings.opening_voxels)
@@ -337,7 +349,7 @@ def extract_surfaces(vol: Volume, settings: SurfaceSettings | None = None) -> Su
     timings["skin_surface_s"] = time.perf_counter() - t
 
     skull, bone_rec = None, None
-    if not settings.skin_only:
+    if bone_here:
         t = time.perf_counter()
         keep, bone_rec = bone_mask(vol, bone_t, filled, settings.bone_min_fraction, settings.bone_min_mm3)
         timings["bone_mask_s"] = time.perf_counter() - t
@@ -357,11 +369,11 @@ def extract_surfaces(vol: Volume, settings: SurfaceSettings | None = None) -> Su
     timings["total_s"] = time.perf_counter() - t0
 
     record = {
-        "thresholds": {"skin": skin_t, "bone": None if settings.skin_only else bone_t,
-                       "intensity": settings.intensity},
+        "thresholds": {"skin": skin_t, "bone": bone_t if bone_here else None,
+                       "intensity": settings.intensity, "modality": settings.modality},
         "skin": {**skin_rec, "mesh": _mesh_record(skin)},
         "skull": None if skull is None else {**bone_rec, "mesh": _mesh_record(skull)},
         "metal": metal_rec,
         "timings": {k: round(v, 3) for k, v in timings.items()},
     }
-    return Surfaces(skin=skin, skull=skull, record=record)
+    return Surfaces(skin=skin, skull=skull, record=record, head_mask=filled)

@@ -71,9 +71,20 @@ def _extract(volume_path: str | os.PathLike, out: Path, settings: ExtractSetting
     t_read = time.perf_counter() - t0
     log.info("read %s: grid %s, spacing %s mm", volume_path, vol.shape, vol.spacing.round(3).tolist())
     surf = extract_surfaces(vol, settings.surfaces)
+    mr_landmarks = None
+    if settings.surfaces.modality == "mr" and not settings.surfaces.skin_only:
+        from ..anatomy.mr_skull import add_mr_skull
+
+        t = time.perf_counter()
+        surf, mr_landmarks, _ = add_mr_skull(vol, surf)
+        surf.record["timings"]["mr_skull_s"] = round(time.perf_counter() - t, 3)
     outputs = {"skin": str(save_mesh(surf.skin, out / "skin.ply").name)}
     if surf.skull is not None:
         outputs["skull"] = str(save_mesh(surf.skull, out / "skull.ply").name)
+    if mr_landmarks is not None:
+        from ..io.landmarks import write_landmarks
+
+        outputs["skull_landmarks"] = write_landmarks(mr_landmarks, out / "skull_landmarks.json").name
     if settings.picture:
         from ..report.pictures import extraction_figure, save_png
 
