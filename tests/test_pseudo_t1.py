@@ -137,3 +137,56 @@ def test_settings_refuse_unordered_knots():
         pm.PseudoT1Settings(outside_knots=((0.0, 0.1), (-10.0, 0.2)))
     with pytest.raises(ValueError):
         pm.mr_grid(Volume(np.zeros((4, 4, 4), np.float32), np.ones(3), np.zeros(3), np.eye(3)), (0.0, 1.0, 1.0))
+
+
+# --- evaluation.skull_compare -------------------------------------------------------------------
+
+def _sphere(radius: float, subdivisions: int, turn: float = 0.0) -> trimesh.Trimesh:
+    m = trimesh.creation.icosphere(subdivisions=subdivisions, radius=radius)
+    if turn:  # another tessellation: the test's vertices are not the truth's, scaled
+        m.apply_transform(trimesh.transformations.rotation_matrix(turn, [0.3, 0.5, 0.8]))
+    return m
+
+
+# LPS input -> head frame (+x left, +y up = S, +z anterior = -P), nasion at the sphere's front
+_R = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
+_FRAME = np.eye(4)
+_FRAME[:3, :3] = _R
+_FRAME[:3, 3] = -_R @ np.array([0.0, -80.0, 0.0])
+
+
+def test_concentric_sphere_2mm_larger_is_2mm_off_in_every_region():
+    from skull2face.evaluation.region import SUBREGIONS, face_region
+    from skull2face.evaluation.skull_compare import skull_distance_by_region
+
+    truth = _sphere(80.0, 5)
+    test = _sphere(82.0, 4, turn=0.4)
+    region = face_region(truth, None, frame=_FRAME)
+    res = skull_distance_by_region(test, truth, region)
+    assert res["face"]["mean_mm"] == pytest.approx(2.0, abs=0.02)
+    assert res["face"]["p95_mm"] == pytest.approx(2.0, abs=0.03)
+    assert res["face"]["vertices"] < len(test.vertices)  # the front only
+    for name in SUBREGIONS:
+        if res[name]["vertices"]:
+            assert res[name]["mean_mm"] == pytest.approx(2.0, abs=0.03), name
+    assert res["left_out_on_lids"] == 0
+
+
+def test_only_the_front_of_the_head_counts():
+    from skull2face.evaluation.skull_compare import skull_distance_by_region
+
+    truth = _sphere(80.0, 5)
+    test = _sphere(82.0, 4, turn=0.4)
+    v = test.vertices.copy()
+    back = v[:, 1] > 20.0  # posterior: behind the face region's ear limit
+    v[back] *= 90.0 / 82.0
+    test = trimesh.Trimesh(v, test.faces, process=False)
+    # landmarks give the frame: nasion in front, eye corners and alae beside, subnasale and menton below
+    s = 80.0 / np.sqrt(2)
+    marks = {"n": [0.0, -80.0, 0.0], "sn": [0.0, -s, -s * 0.9], "me": [0.0, -40.0, -69.0],
+             "en_L": [16.0, -78.0, -10.0], "en_R": [-16.0, -78.0, -10.0],
+             "al_L": [17.0, -70.0, -40.0], "al_R": [-17.0, -70.0, -40.0]}
+    res = skull_distance_by_region(test, truth, marks, surface="face")
+    assert res["face"]["mean_mm"] == pytest.approx(2.0, abs=0.02)
+    assert res["face"]["max_mm"] < 2.1
+    assert "face landmarks" in res["regions"]["from"]
