@@ -27,6 +27,7 @@ from ..errors import InputError
 from ..options import check_options, option
 from ..io.volumes import Volume
 from . import fastmesh, voxelops
+from .edges import refine_to_half_step
 from . import metal as metal_
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,11 @@ class SurfaceSettings:
         Taubin smoothing iterations (volume preserving); 0 for none.
     target_faces : int or None
         Decimate each surface to about this many triangles (fast-simplification); None keeps all.
+    edges : {"iso", "half-step"}
+        "iso" leaves each surface at its iso-value; "half-step" then moves every vertex along
+        its normal to the half-step between the levels on either side of its edge
+        (`geometry.edges.refine_to_half_step`), which undoes the partial-volume shift of coarse
+        scans (2-5 mm voxels).
     metal : {"repair", "off"}
         "repair" finds dental metal (HU only) and drops its streak debris from the bone and
         mends its streaks' notches and spikes in the skin (`geometry.metal`); "off" leaves them.
@@ -75,6 +81,9 @@ class SurfaceSettings:
     skin_only: bool = option(False, help="extract the skin only (MR heads)")
     smooth_iterations: int = option(0, flag="--smooth", metavar="N", minimum=0, help="Taubin smoothing iterations")
     target_faces: int | None = option(None, metavar="N", minimum=4, help="decimate each mesh to about N triangles")
+    edges: str = option("iso", choices=("iso", "half-step"),
+                        help="'half-step': move each surface to the half-step of its edge along the normal "
+                             "(undoes the partial-volume shift of coarse scans); 'iso': leave it at the iso-value")
     metal: str = option("repair", choices=("repair", "off"),
                         help="'repair': drop dental-metal streak debris from the bone, cut streak spikes "
                              "and fill streak notches in the skin")
@@ -335,6 +344,11 @@ def extract_surfaces(vol: Volume, settings: SurfaceSettings | None = None) -> Su
     field_[~f_in & (field_ > skin_t)] = skin_t - 100.0
     skin = _finish(_isosurface(vol, field_, skin_t, off), settings)
     timings["skin_surface_s"] = time.perf_counter() - t
+    edges_rec: dict = {"method": settings.edges}
+    if settings.edges == "half-step":
+        t = time.perf_counter()
+        skin, edges_rec["skin"] = refine_to_half_step(skin, vol, level_bounds=(None, skin_t))
+        timings["skin_edges_s"] = time.perf_counter() - t
 
     skull, bone_rec = None, None
     if not settings.skin_only:
@@ -354,6 +368,10 @@ def extract_surfaces(vol: Volume, settings: SurfaceSettings | None = None) -> Su
         field_[~keep[box] & (field_ > bone_t)] = bone_t - 100.0
         skull = _finish(_isosurface(vol, field_, bone_t, off), settings)
         timings["skull_surface_s"] = time.perf_counter() - t
+        if settings.edges == "half-step":
+            t = time.perf_counter()
+            skull, edges_rec["skull"] = refine_to_half_step(skull, vol, level_bounds=(bone_t, None))
+            timings["skull_edges_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
 
     record = {
@@ -362,6 +380,7 @@ def extract_surfaces(vol: Volume, settings: SurfaceSettings | None = None) -> Su
         "skin": {**skin_rec, "mesh": _mesh_record(skin)},
         "skull": None if skull is None else {**bone_rec, "mesh": _mesh_record(skull)},
         "metal": metal_rec,
+        "edges": edges_rec,
         "timings": {k: round(v, 3) for k, v in timings.items()},
     }
     return Surfaces(skin=skin, skull=skull, record=record)
