@@ -123,6 +123,18 @@ def _edge_ends(g: np.ndarray, centre: int) -> tuple[np.ndarray, np.ndarray, np.n
     return peak, inner, outer + 1
 
 
+def _points_in(vol: Any, verts: np.ndarray, normals: np.ndarray, reach_mm: float) -> int:
+    """+1 when most normals point from the brighter side to the darker one (out of the solid),
+    -1 when most point the other way: one voxel in and out of every vertex compared."""
+    sample = slice(None, None, max(1, len(verts) // 20_000))
+    v, nrm = verts[sample], normals[sample]
+    inside = ndimage.map_coordinates(vol.voxels, lps_to_index(vol, v - reach_mm * nrm).T, order=1,
+                                     mode="nearest", output=np.float32)
+    outside = ndimage.map_coordinates(vol.voxels, lps_to_index(vol, v + reach_mm * nrm).T, order=1,
+                                      mode="nearest", output=np.float32)
+    return 1 if np.count_nonzero(inside > outside) >= np.count_nonzero(inside < outside) else -1
+
+
 def _neighbour_matrix(mesh: trimesh.Trimesh) -> sparse.csr_matrix:
     e = np.asarray(mesh.edges_unique)
     n = len(mesh.vertices)
@@ -199,8 +211,9 @@ def refine_to_half_step(mesh: trimesh.Trimesh, vol: Any, search_mm: float | None
     refined : trimesh.Trimesh
         Same faces, vertices moved (float64 LPS mm).
     record : dict
-        JSON-ready: settings used, vertices moved, displacement quantiles (mm, + outward) and
-        the median levels found.
+        JSON-ready: settings used, whether the mesh's normals pointed into the solid (then they
+        are turned for the search), vertices moved, displacement quantiles (mm, + out of the
+        solid) and the median levels found.
     """
     spacing = np.asarray(vol.spacing, np.float64)
     search = float(search_mm) if search_mm is not None else default_search_mm(spacing)
@@ -211,6 +224,9 @@ def refine_to_half_step(mesh: trimesh.Trimesh, vol: Any, search_mm: float | None
     t = step * np.arange(-half, half + 1)  # (m,) mm along the normal, + outward
     verts = np.asarray(mesh.vertices, np.float64)
     normals = np.asarray(mesh.vertex_normals, np.float64)
+    flipped = _points_in(vol, verts, normals, float(spacing.max())) < 0
+    if flipped:  # an open mesh whose winding faces into the solid (extraction orients closed ones only)
+        normals = -normals
     n, m = len(verts), len(t)
     shift = np.zeros(n)
     valid = np.zeros(n, bool)
@@ -253,7 +269,7 @@ def refine_to_half_step(mesh: trimesh.Trimesh, vol: Any, search_mm: float | None
         "search_mm": round(search, 3), "step_mm": round(step, 3), "profile_sigma_mm": round(sigma, 3),
         "min_contrast": float(min_contrast), "max_move_mm": round(max_move, 3),
         "smooth_iterations": int(smooth_iterations),
-        "vertices": int(n), "moved": int(valid.sum()), "left": int(n - valid.sum()),
+        "normals_flipped": bool(flipped), "vertices": int(n), "moved": int(valid.sum()), "left": int(n - valid.sum()),
         "clipped": int(np.sum(valid & (np.abs(raw) >= max_move))),
         "level_bounds": list(level_bounds), "bounded": n_bounded,
         "shift_mm": {"median": round(q(moved, 50), 3), "p05": round(q(moved, 5), 3), "p95": round(q(moved, 95), 3),
