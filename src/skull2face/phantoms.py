@@ -35,7 +35,8 @@ def head_phantom(shape: tuple[int, int, int] = (96, 96, 80),
                  table: bool = False,
                  metal_speck: bool = False,
                  stretch: tuple[float, float, float] = (1.0, 1.0, 1.0),
-                 chunk: int = 32) -> Volume:
+                 chunk: int = 32,
+                 ramp_mm: float | None = None) -> Volume:
     """Make a head-like int16 HU volume centred in its grid, axes along L, P, S.
 
     Parameters
@@ -63,6 +64,10 @@ def head_phantom(shape: tuple[int, int, int] = (96, 96, 80),
         for head-like ellipsoids; radii are then no longer exact.
     chunk : int
         Slices computed at a time, to bound memory for large grids.
+    ramp_mm : float or None
+        Width (mm) of the linear ramp at each boundary; None: the largest voxel side. A ramp
+        much narrower than the voxel makes near-step edges, to be blurred and resampled like a
+        scanner's (`skull2face.geometry.edges` tests).
 
     Returns
     -------
@@ -72,7 +77,7 @@ def head_phantom(shape: tuple[int, int, int] = (96, 96, 80),
     shape = tuple(int(n) for n in shape)
     sp = np.asarray(spacing, dtype=np.float64)
     origin = -sp * (np.asarray(shape) - 1) / 2.0
-    width = float(sp.max())
+    width = float(sp.max()) if ramp_mm is None else float(ramp_mm)
     st = np.asarray(stretch, dtype=np.float64)
     x = (origin[0] + sp[0] * np.arange(shape[0]))[:, None, None] / st[0]
     y = (origin[1] + sp[1] * np.arange(shape[1]))[None, :, None] / st[1]

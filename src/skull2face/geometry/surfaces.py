@@ -27,6 +27,7 @@ from ..errors import InputError
 from ..options import check_options, option
 from ..io.volumes import Volume
 from . import fastmesh, voxelops
+from .edges import refine_to_half_step
 from . import metal as metal_
 
 log = logging.getLogger(__name__)
@@ -63,6 +64,11 @@ class SurfaceSettings:
         "mr": a T1 MRI head. The skin is extracted here as for ``intensity="raw"``; the skull,
         the dark cortical band under the skin, by `skull2face.anatomy.mr_skull` (which needs the
         face's landmarks, a layer above this module).
+    edges : {"iso", "half-step"}
+        "iso" leaves each surface at its iso-value; "half-step" then moves every vertex along
+        its normal to the half-step between the levels on either side of its edge
+        (`geometry.edges.refine_to_half_step`), which undoes the partial-volume shift of coarse
+        scans (2-5 mm voxels).
     metal : {"repair", "off"}
         "repair" finds dental metal (HU only) and drops its streak debris from the bone and
         mends its streaks' notches and spikes in the skin (`geometry.metal`); "off" leaves them.
@@ -82,6 +88,9 @@ class SurfaceSettings:
     modality: str = option("ct", choices=("ct", "mr"),
                            help="'mr': a T1 MRI head (skin against the background; skull as the dark cortical "
                                 "band under scalp and face, found along rays from the skin)")
+    edges: str = option("iso", choices=("iso", "half-step"),
+                        help="'half-step': move each surface to the half-step of its edge along the normal "
+                             "(undoes the partial-volume shift of coarse scans); 'iso': leave it at the iso-value")
     metal: str = option("repair", choices=("repair", "off"),
                         help="'repair': drop dental-metal streak debris from the bone, cut streak spikes "
                              "and fill streak notches in the skin")
@@ -347,6 +356,11 @@ def extract_surfaces(vol: Volume, settings: SurfaceSettings | None = None) -> Su
     field_[~f_in & (field_ > skin_t)] = skin_t - 100.0
     skin = _finish(_isosurface(vol, field_, skin_t, off), settings)
     timings["skin_surface_s"] = time.perf_counter() - t
+    edges_rec: dict = {"method": settings.edges}
+    if settings.edges == "half-step":
+        t = time.perf_counter()
+        skin, edges_rec["skin"] = refine_to_half_step(skin, vol, level_bounds=(None, skin_t))
+        timings["skin_edges_s"] = time.perf_counter() - t
 
     skull, bone_rec = None, None
     if bone_here:
@@ -366,6 +380,10 @@ def extract_surfaces(vol: Volume, settings: SurfaceSettings | None = None) -> Su
         field_[~keep[box] & (field_ > bone_t)] = bone_t - 100.0
         skull = _finish(_isosurface(vol, field_, bone_t, off), settings)
         timings["skull_surface_s"] = time.perf_counter() - t
+        if settings.edges == "half-step":
+            t = time.perf_counter()
+            skull, edges_rec["skull"] = refine_to_half_step(skull, vol, level_bounds=(bone_t, None))
+            timings["skull_edges_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
 
     record = {
@@ -374,6 +392,7 @@ def extract_surfaces(vol: Volume, settings: SurfaceSettings | None = None) -> Su
         "skin": {**skin_rec, "mesh": _mesh_record(skin)},
         "skull": None if skull is None else {**bone_rec, "mesh": _mesh_record(skull)},
         "metal": metal_rec,
+        "edges": edges_rec,
         "timings": {k: round(v, 3) for k, v in timings.items()},
     }
     return Surfaces(skin=skin, skull=skull, record=record, head_mask=filled)
