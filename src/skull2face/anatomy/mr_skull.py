@@ -63,6 +63,9 @@ fat near 1 (measured on the IXI and Philips heads after N4)."""
 DROP_FRACTION = 0.35
 """...and at least this far below the brightest tissue above them on the ray (a thin scalp
 without fat is only ~0.4 on the 2 mm IXI heads)."""
+BONE_LEVEL = 0.05
+"""Cortical bone's own level after normalisation (a signal void on T1: ~5 % of fat, as the
+background noise floor; measured 0.04-0.07 in the thick mandibular cortex of the 1 mm Philips head)."""
 ENTER_FRACTION = 0.25
 """A ray has entered the soft tissue once its profile rises above this fraction (the skin's own
 partial-volume edge is darker)."""
@@ -123,10 +126,11 @@ def bias_corrected(voxels: np.ndarray, head: np.ndarray, spacing: np.ndarray) ->
     shrink = [max(1, int(round(4.0 / float(s)))) for s in spacing]  # N4 works at ~4 mm
     n4 = sitk.N4BiasFieldCorrectionImageFilter()
     n4.SetMaximumNumberOfIterations([30, 30, 30])
-    img_pos = sitk.Maximum(img, 0.0) + 1.0  # N4 works on the log of positive values
+    floor = 1e-3 * float(np.percentile(voxels[head], 99.0))  # N4 works on the log of positive values
+    img_pos = sitk.Maximum(img, floor)
     n4.Execute(sitk.Shrink(img_pos, shrink), sitk.Shrink(mask, shrink))
     log_bias = np.transpose(sitk.GetArrayFromImage(n4.GetLogBiasFieldAsImage(img_pos)), (2, 1, 0))
-    out = (np.maximum(voxels.astype(np.float32), 0.0) + 1.0) / np.exp(log_bias).astype(np.float32)
+    out = np.maximum(voxels.astype(np.float32), floor) / np.exp(log_bias).astype(np.float32)
     ref = float(np.percentile(out[head], REFERENCE_PERCENTILE))
     if not ref > 0:
         raise ValueError("the head has no bright tissue")
@@ -187,9 +191,14 @@ def bone_depth(prof: np.ndarray, step_mm: float = STEP_MM) -> np.ndarray:
         kmin = k[i] + int(np.argmin(p[k[i]:lo_end]))
         hi_start = max(first_in[i], k[i] - window)
         khi = hi_start + int(np.argmax(p[hi_start:k[i] + 1]))
-        half = 0.5 * (p[khi] + p[kmin])
+        # the half-step to the bone's own level: a cortex thinner than the blur never reaches it,
+        # and the half-step to its shallow dip would lie outside the bone
         seg = p[khi:kmin + 1]
+        half = 0.5 * (p[khi] + min(p[kmin], BONE_LEVEL))
         below = np.nonzero(seg < half)[0]
+        if below.size == 0:
+            half = 0.5 * (p[khi] + p[kmin])
+            below = np.nonzero(seg < half)[0]
         if below.size == 0:
             continue
         b = khi + int(below[0])  # first sample under the half-step; interpolate from the one before
@@ -315,6 +324,59 @@ def _smooth_normals(mesh: trimesh.Trimesh, iterations: int = 4) -> np.ndarray:
     return nrm
 
 
+def _inward_normals(mesh: trimesh.Trimesh, head: np.ndarray, to_index: np.ndarray) -> np.ndarray:
+    """Smoothed unit normals pointing into the head (an open skin, cut by the scan, may come out
+    wound inward: checked against the head mask 3 mm along them)."""
+    inward = -_smooth_normals(mesh)
+    v = np.asarray(mesh.vertices, dtype=np.float64)
+    inside_at = profiles(head.astype(np.float32), to_index, v + 3.0 * inward, inward, depth_mm=0.0)[:, 0]
+    return inward if np.mean(inside_at > 0.5) >= 0.5 else -inward
+
+
+def skin_at_half_step(mesh: trimesh.Trimesh, field_: np.ndarray, head: np.ndarray, vol: Any) -> tuple[trimesh.Trimesh, dict]:
+    """Move the skin to the half-step between the background and the tissue under it.
+
+    The skin threshold (the foot of the background peak) places the surface on the outer flank
+    of the partial-volume blur, about half a voxel outside the edge; the bone is found at its
+    half-step, so the skin must be too, or every tissue depth reads thicker by the blur.
+
+    Parameters
+    ----------
+    mesh : trimesh.Trimesh
+        The extracted skin, LPS mm.
+    field_ : numpy.ndarray, shape vol.shape
+        `bias_corrected` intensities.
+    head : numpy.ndarray, shape vol.shape, bool
+    vol : Volume
+
+    Returns
+    -------
+    mesh : trimesh.Trimesh
+        The same triangles, vertices moved along their normals (mm).
+    record : dict
+    """
+    to_index = np.linalg.inv(vol.index_to_lps)
+    reach = max(3.0, 1.5 * float(np.max(vol.spacing)))
+    inward = _inward_normals(mesh, head, to_index)
+    v = np.asarray(mesh.vertices, dtype=np.float64)
+    prof = profiles(field_, to_index, v - reach * inward, inward, depth_mm=2.0 * reach)
+    outside = prof[:, :4].min(1)
+    half = 0.5 * (outside + prof.max(1))
+    above = prof >= half[:, None]
+    k = above.argmax(1)
+    ok = above.any(1) & (k > 0)
+    a = np.maximum(k - 1, 0)
+    pa, pb = prof[np.arange(len(k)), a], prof[np.arange(len(k)), k]
+    frac = np.clip((half - pa) / np.maximum(pb - pa, 1e-6), 0.0, 1.0)
+    shift = np.where(ok, (a + frac) * STEP_MM - reach, np.nan)  # + inward
+    shift = clean_depths(mesh, shift, rings=1)
+    shift = np.nan_to_num(shift)
+    moved = trimesh.Trimesh(v + shift[:, None] * inward, mesh.faces, process=False)
+    return moved, {"skin_moved_to_half_step_mm": {"median": round(float(np.median(shift)), 3),
+                                                   "p5": round(float(np.percentile(shift, 5)), 3),
+                                                   "p95": round(float(np.percentile(shift, 95)), 3)}}
+
+
 def _landmark_depths(field_: np.ndarray, to_index: np.ndarray, skin: trimesh.Trimesh, inward: np.ndarray,
                      face: dict[str, np.ndarray], cleaned: np.ndarray) -> tuple[dict, dict]:
     """Bone landmarks along rays from their face counterparts (`BONE_TO_SKIN`): the cleaned
@@ -342,7 +404,8 @@ def _landmark_depths(field_: np.ndarray, to_index: np.ndarray, skin: trimesh.Tri
     return points, meta
 
 
-def mr_skull(vol: Any, skin: trimesh.Trimesh, head: np.ndarray, face: dict[str, np.ndarray]) -> MrSkull:
+def mr_skull(vol: Any, skin: trimesh.Trimesh, head: np.ndarray, face: dict[str, np.ndarray],
+             normalised: tuple[np.ndarray, dict] | None = None) -> MrSkull:
     """The outer bone surface of a T1 MRI head, measured inward from its skin.
 
     Parameters
@@ -355,6 +418,8 @@ def mr_skull(vol: Any, skin: trimesh.Trimesh, head: np.ndarray, face: dict[str, 
         Inside the skin (`skull2face.geometry.surfaces.skin_mask`).
     face : dict of str to numpy.ndarray
         The skin's landmarks (LPS mm); n, sn and a bilateral pair are needed (head frame).
+    normalised : (numpy.ndarray, dict), optional
+        `bias_corrected` of the volume, when already computed.
 
     Returns
     -------
@@ -366,9 +431,9 @@ def mr_skull(vol: Any, skin: trimesh.Trimesh, head: np.ndarray, face: dict[str, 
         No bone found under the face.
     """
     t0 = time.perf_counter()
-    field_, norm_rec = bias_corrected(vol.voxels, head, vol.spacing)
+    field_, norm_rec = normalised if normalised is not None else bias_corrected(vol.voxels, head, vol.spacing)
     to_index = np.linalg.inv(vol.index_to_lps)
-    inward = -_smooth_normals(skin)
+    inward = _inward_normals(skin, head, to_index)
     v = np.asarray(skin.vertices, dtype=np.float64)
     raw = bone_depth(profiles(field_, to_index, v, inward))
     excluded, zones = no_bone_zones(v, face)
@@ -429,7 +494,7 @@ def _decimated(mesh: trimesh.Trimesh, faces: int) -> trimesh.Trimesh:
     return trimesh.Trimesh(v, f, process=True)
 
 
-def add_mr_skull(vol: Any, surf: Any) -> tuple[Any, LandmarkSet, LandmarkSet]:
+def add_mr_skull(vol: Any, surf: Any, face: LandmarkSet | None = None) -> tuple[Any, LandmarkSet, LandmarkSet]:
     """Give the `Surfaces` of a T1 MRI head (skin only, ``modality="mr"``) their skull.
 
     Parameters
@@ -437,6 +502,8 @@ def add_mr_skull(vol: Any, surf: Any) -> tuple[Any, LandmarkSet, LandmarkSet]:
     vol : Volume
     surf : skull2face.geometry.surfaces.Surfaces
         From ``extract_surfaces(vol, SurfaceSettings(modality="mr"))`` (``head_mask`` set).
+    face : LandmarkSet, optional
+        The face's landmarks (LPS mm), when known; detected on the skin otherwise.
 
     Returns
     -------
@@ -454,9 +521,13 @@ def add_mr_skull(vol: Any, surf: Any) -> tuple[Any, LandmarkSet, LandmarkSet]:
     from ..geometry.surfaces import _mesh_record
     from .detect import detect_landmarks
 
+    normalised = bias_corrected(vol.voxels, surf.head_mask, vol.spacing)
+    surf.skin, skin_rec = skin_at_half_step(surf.skin, normalised[0], surf.head_mask, vol)
+    surf.record["skin"]["mesh"] = _mesh_record(surf.skin)
     skin = _decimated(surf.skin, MR_SKIN_FACES)
-    face, tries = None, []
-    for smooth in DETECT_SMOOTHING:  # a noisy 2 mm skin can hide the nose's outline from the detector
+    tries: list[str] = []
+    face_smooth = "given" if face is not None else None
+    for smooth in DETECT_SMOOTHING if face is None else ():  # a noisy 2 mm skin can hide the nose's outline from the detector
         mesh = surf.skin
         if smooth:
             mesh = surf.skin.copy()
@@ -475,7 +546,8 @@ def add_mr_skull(vol: Any, surf: Any) -> tuple[Any, LandmarkSet, LandmarkSet]:
     if face is None:
         raise InputError(vol.source, "an MRI skull is measured under the face, whose landmarks were not found on "
                                      f"the skin ({tries[0]}); is this a whole head with the face in view?")
-    found = mr_skull(vol, skin, surf.head_mask, face.points)
+    found = mr_skull(vol, skin, surf.head_mask, face.points, normalised)
+    found.record.update(skin_rec)
     found.record["face_landmarks"] = {"found": sorted(face.points), "skin_smoothing_iterations": face_smooth}
     surf.skull = found.skull
     surf.record["skull"] = {"mr": found.record, "mesh": _mesh_record(found.skull)}

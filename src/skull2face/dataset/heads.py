@@ -32,6 +32,13 @@ def head_name(path: str | os.PathLike) -> str:
     return volume_stem(path) or Path(path).name
 
 
+def volume_modality(vol) -> str:
+    """"ct" for a volume in Hounsfield units (air near -1000), else "mr" (arbitrary units,
+    air near 0): the test `skull2face.geometry.surfaces.default_thresholds` applies to CTs."""
+    low = float(np.percentile(vol.voxels[::4, ::4, ::4], 1))
+    return "ct" if low <= -500 else "mr"
+
+
 def _no_face_landmarks(reason: str) -> LandmarkSet:
     from ..anatomy.names import surface_names
 
@@ -41,6 +48,10 @@ def _no_face_landmarks(reason: str) -> LandmarkSet:
 
 def prepare_head(ct_path: str | os.PathLike, target_faces: int) -> dict:
     """Extract, decimate, landmark and gate one real CT head (skull and skin in LPS mm).
+
+    A volume not in Hounsfield units is taken for a T1 MRI head (`volume_modality`): its skull
+    is the dark cortical band under the skin (`skull2face.anatomy.mr_skull`), its skull
+    landmarks are measured under the face's, and the gate's CT-only measures are skipped.
 
     Returns
     -------
@@ -70,21 +81,31 @@ def prepare_head(ct_path: str | os.PathLike, target_faces: int) -> dict:
     base = {"name": head_name(ct_path), "path": str(ct_path), "sha256": file_sha256(ct_path),
             "spacing": [round(float(s), 3) for s in vol.spacing], "timings": t}
     lap("read_s")
+    modality = volume_modality(vol)
+    base["modality"] = modality
+    skin_error = None
     try:
-        surf = extract_surfaces(vol, SurfaceSettings(target_faces=target_faces))
-        lap("extract_s")
-        skull_lms = detect_landmarks(surf.skull, "skull", lps_frame(surf.skull))
+        if modality == "mr":  # the skull measured under the skin, its landmarks from the face's
+            from ..anatomy.mr_skull import add_mr_skull
+
+            surf = extract_surfaces(vol, SurfaceSettings(modality="mr", target_faces=target_faces))
+            surf, skull_lms, skin_lms = add_mr_skull(vol, surf)
+            lap("extract_s")
+        else:
+            surf = extract_surfaces(vol, SurfaceSettings(target_faces=target_faces))
+            lap("extract_s")
+            skull_lms = detect_landmarks(surf.skull, "skull", lps_frame(surf.skull))
     except (InputError, ValueError) as exc:
         t.pop("start")
         return {**base, "quality": rejected(f"no skull to pair: {_short(exc, ct_path)}").to_json()}
-    skin_error = None
-    try:
-        skin_lms = detect_landmarks(surf.skin, "face", lps_frame(surf.skin))
-    except (InputError, ValueError) as exc:
-        skin_error = f"face landmark detection failed: {_short(exc, ct_path)}"
-        skin_lms = _no_face_landmarks(skin_error)
+    if modality == "ct":
+        try:
+            skin_lms = detect_landmarks(surf.skin, "face", lps_frame(surf.skin))
+        except (InputError, ValueError) as exc:
+            skin_error = f"face landmark detection failed: {_short(exc, ct_path)}"
+            skin_lms = _no_face_landmarks(skin_error)
     lap("landmarks_s")
-    quality = assess_head(vol, surf.skull, surf.skin, skull_lms.points, skin_lms.points, skin_error)
+    quality = assess_head(vol, surf.skull, surf.skin, skull_lms.points, skin_lms.points, skin_error, modality)
     lap("gate_s")
     t.pop("start")
     if quality.status == "rejected":

@@ -189,15 +189,17 @@ def dental_metal(vol, frame: np.ndarray, skull_h: Mapping) -> tuple[int, float]:
     return n, round(n * float(np.prod(vol.spacing)), 1)
 
 
-def top_slice_skin_cm2(vol, up_input: np.ndarray) -> tuple[float, str]:
-    """Skin area (cm^2, voxels > `SKIN_HU`) in the volume's slice that lies highest along the
-    up direction ``up_input`` (input coordinates; LPS +z for a head), and which slice that is."""
+def top_slice_skin_cm2(vol, up_input: np.ndarray, skin_level: float = SKIN_HU) -> tuple[float, str]:
+    """Skin area (cm^2, voxels > ``skin_level``, `SKIN_HU` for a CT) in the volume's slice that
+    lies highest along the up direction ``up_input`` (input coordinates; LPS +z for a head), and
+    which slice that is."""
     d = np.asarray(vol.direction, dtype=np.float64)
     axis = int(np.argmax(np.abs(d.T @ up_input)))
     top = -1 if float(d[:, axis] @ up_input) > 0 else 0
     sl = np.take(vol.voxels, top, axis=axis)
+    skin_level = SKIN_HU if skin_level is None else skin_level
     area = np.prod([vol.spacing[a] for a in range(3) if a != axis])
-    return float(np.count_nonzero(sl > SKIN_HU) * area / 100.0), f"axis {axis}, index {top % vol.shape[axis]}"
+    return float(np.count_nonzero(sl > skin_level) * area / 100.0), f"axis {axis}, index {top % vol.shape[axis]}"
 
 
 def _gate_spec(frame: np.ndarray):
@@ -325,13 +327,15 @@ def region_landmarks(skull_h: Mapping, skin_h: Mapping | None) -> tuple[dict, li
 
 
 def assess_head(vol, skull, skin, skull_lms: Mapping, skin_lms: Mapping | None,
-                skin_error: str | None = None) -> HeadQuality:
+                skin_error: str | None = None, modality: str = "ct") -> HeadQuality:
     """Measure one head and decide (`decide`).
 
     Parameters
     ----------
     vol : skull2face.io.volumes.Volume
-        The CT (HU, LPS mm).
+        The CT (HU, LPS mm), or a T1 MRI head with ``modality="mr"``: then the measures in HU
+        (metal, a shell in front of the face) are not taken; an MRI of a living volunteer has
+        no radiotherapy mask and no bite block, and its metal is a signal void, not streaks.
     skull, skin : trimesh.Trimesh
         Extracted surfaces (input coordinates, mm).
     skull_lms, skin_lms : mapping of str to (3,) mm
@@ -348,7 +352,8 @@ def assess_head(vol, skull, skin, skull_lms: Mapping, skin_lms: Mapping | None,
 
     sp = np.asarray(vol.spacing, dtype=np.float64)
     d = np.asarray(vol.direction, dtype=np.float64)
-    m: dict = {"spacing_mm": [round(float(s), 3) for s in sp], "shape": list(vol.shape)}
+    m: dict = {"spacing_mm": [round(float(s), 3) for s in sp], "shape": list(vol.shape), "modality": modality}
+    ct = modality == "ct"
     # the slice axis is the index axis most along the head's up; in-plane = the other two
     try:
         frame = head_frame(skull_lms, "skull").matrix
@@ -360,9 +365,16 @@ def assess_head(vol, skull, skin, skull_lms: Mapping, skin_lms: Mapping | None,
     slice_axis = int(np.argmax(np.abs(d.T @ up_in)))
     m["inplane_mm"] = round(float(max(sp[a] for a in range(3) if a != slice_axis)), 3)
     m["slice_mm"] = round(float(sp[slice_axis]), 3)
-    n_metal, mm3 = metal_volume(vol.voxels, sp)
-    m["metal_voxels"], m["metal_mm3"] = n_metal, round(mm3, 1)  # anywhere in the volume
-    m["top_slice_skin_cm2"], m["top_slice"] = top_slice_skin_cm2(vol, up_in)
+    if ct:
+        n_metal, mm3 = metal_volume(vol.voxels, sp)
+        m["metal_voxels"], m["metal_mm3"] = n_metal, round(mm3, 1)  # anywhere in the volume
+    if ct:
+        level = SKIN_HU
+    else:  # MR: the skin's own level, the foot of the background peak (as the MR skin is extracted)
+        from skimage.filters import threshold_triangle
+
+        level = float(threshold_triangle(vol.voxels[::2, ::2, ::2].astype(np.float32).ravel()))
+    m["top_slice_skin_cm2"], m["top_slice"] = top_slice_skin_cm2(vol, up_in, level)
     m["top_slice_skin_cm2"] = round(m["top_slice_skin_cm2"], 1)
 
     head_to_index = index_matrix(vol) @ np.linalg.inv(frame)
@@ -380,7 +392,8 @@ def assess_head(vol, skull, skin, skull_lms: Mapping, skin_lms: Mapping | None,
     bad = skull_implausible(skull_h)
     if bad:
         m["skull_implausible"] = bad
-    m["dental_metal_voxels"], m["dental_metal_mm3"] = dental_metal(vol, frame, skull_h)
+    if ct:
+        m["dental_metal_voxels"], m["dental_metal_mm3"] = dental_metal(vol, frame, skull_h)
     skin_h = head_points(frame, skin_lms or {})
     m["skin_twin_gaps_mm"] = gaps = skin_twin_gaps(skull_h, skin_h)
     far = {k: v for k, v in gaps.items() if v > SKIN_TWIN_MAX_MM}
@@ -402,8 +415,9 @@ def assess_head(vol, skull, skin, skull_lms: Mapping, skin_lms: Mapping | None,
                     for k, r in enumerate(REGIONS)}
     n_y = 0.0
     me_y = pts["me"][1] if "me" in pts else n_y - 120.0
-    m["shell_fraction"], m["shell_rays"] = shell_fraction(vol, frame, skin_map, spec, (me_y, n_y + 30.0))
-    m["shell_fraction"] = round(m["shell_fraction"], 3)
+    if ct:
+        m["shell_fraction"], m["shell_rays"] = shell_fraction(vol, frame, skin_map, spec, (me_y, n_y + 30.0))
+        m["shell_fraction"] = round(m["shell_fraction"], 3)
     if "Ns" in skull_h:
         m["mouth"] = mouth_profile(skin_map, skull_map, spec, float(skull_h["Ns"][1]),
                                    float(skull_h["Gn"][1]) if "Gn" in skull_h else None)
