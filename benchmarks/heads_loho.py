@@ -125,6 +125,41 @@ def fold(name: str, heads: dict, maps: dict, grid, cache: Path, folds: Path) -> 
     return results
 
 
+def site_check(heads: dict) -> list[str]:
+    """Each MRI head's tissue depth at the published sites (bone landmark to its face twin, mm)
+    against Hona & Stephan 2024's pooled mean +- 2 SD; lines to print, with every site outside."""
+    from skull2face.anatomy.names import BONE_TO_SKIN
+    from skull2face.anatomy.tissue import thickness_for
+
+    lines, outside, n_sites = [], [], 0
+    names = list(BONE_TO_SKIN)
+    lines.append(f"{'MRI head':<24} " + " ".join(f"{b:>6}" for b in names))
+    ref = {b: thickness_for(b) for b in names}
+    lines.append(f"{'published mean+-SD':<24} " + " ".join(f"{ref[b].mean_mm:>3.1f}+{ref[b].sd_mm:<3.1f}"[:6].rjust(6)
+                                                          for b in names))
+    for n, h in heads.items():
+        if h.get("modality") != "mr" or h["quality"]["status"] == "rejected":
+            continue
+        cells = []
+        for b in names:
+            s = BONE_TO_SKIN[b]
+            bone, skin = h["skull_landmarks"].points.get(b), h["skin_landmarks"].points.get(s)
+            if bone is None or skin is None:
+                cells.append(f"{'-':>6}")
+                continue
+            d = float(np.linalg.norm(np.asarray(bone) - np.asarray(skin)))
+            n_sites += 1
+            lo, hi = ref[b].mean_mm - 2 * ref[b].sd_mm, ref[b].mean_mm + 2 * ref[b].sd_mm
+            flag = "" if lo <= d <= hi else "*"
+            if flag:
+                outside.append(f"{n} {b} {d:.1f} mm (published {lo:.1f}-{hi:.1f})")
+            cells.append(f"{d:>5.1f}{flag or ' '}")
+        lines.append(f"{n[:24]:<24} " + " ".join(cells))
+    lines.append(f"{n_sites - len(outside)} of {n_sites} sites within the published mean +- 2 SD; outside (*): "
+                 + ("; ".join(outside) if outside else "none"))
+    return lines
+
+
 def row(rec: dict) -> tuple[float, float, dict]:
     """(RMSE mm, share within 2.5 mm, {region: {"rmse_mm": ...}}) of an evaluate record."""
     tp = rec["truth_to_prediction"]
@@ -150,6 +185,8 @@ def main(argv: list[str] | None = None) -> None:
         q = h["quality"]
         why = q["reasons"][0] if q["status"] == "rejected" else ", ".join(q.get("excluded", []))
         print(f"{n:<28} {h.get('modality', 'ct'):>8} {q['status']:>9}  {why}")
+    print("\ntissue depth at the published sites, MRI heads (mm; * outside mean +- 2 SD):")
+    print("\n".join(site_check(heads)))
     maps, grid = maps_of(heads)
     results = {}
     for name in maps:

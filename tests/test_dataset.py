@@ -139,3 +139,27 @@ def test_manifest_records_head_weights_and_the_prior_uses_weight_maps(built):
     prior = ThicknessPrior.load(built / "prior.npz")
     assert prior.heads == ("cranium_ct0051",)
     assert (wmap == 0).any() and np.all(prior.n_heads[wmap == 0] == 0)
+
+
+def test_a_t1_mri_head_is_a_real_pair_beside_the_cts(tmp_path):
+    """The bundled Siemens T1 head, given beside a CT, is taken for an MRI (not in HU), paired
+    with the skull measured under its skin, gated without the CT-only measures and measured
+    into the thickness prior."""
+    from skull2face.statistics.thickness_prior import ThicknessPrior
+
+    out = tmp_path / "mr"
+    build(out, [samples.path("cranium"), samples.path("mri_siemens")],
+          small(test_heads=["cranium_ct0051"], n_paired=1, n_skulls=1))
+    man = load_manifest(out)
+    real = man.by_id("siemens_xa30_t1_2mm-real")
+    assert real["kind"] == "paired" and real["real"]
+    skull = load_depthmap(out / real["files"]["skull"]).height
+    face = load_depthmap(out / real["files"]["face"]).height
+    both = np.isfinite(skull) & np.isfinite(face)
+    assert both.sum() > 300
+    assert np.median(face[both] - skull[both]) > 2.0  # the face lies outside the bone it was measured under
+    heads = json.loads((out / "report" / "heads.json").read_text())
+    assert heads["siemens_xa30_t1_2mm"]["measures"]["modality"] == "mr"
+    assert heads["cranium_ct0051"]["measures"]["modality"] == "ct"
+    assert "metal_mm3" not in heads["siemens_xa30_t1_2mm"]["measures"]
+    assert ThicknessPrior.load(out / "prior.npz").heads == ("siemens_xa30_t1_2mm",)

@@ -120,8 +120,8 @@ def default_thresholds(vol: Volume, settings: SurfaceSettings) -> tuple[float, f
         if low > -500:
             raise InputError(vol.source, f"volume does not look like Hounsfield units (1st percentile {low:.0f}; "
                                          "air should be near -1000 HU): extract it with `skull2face extract "
-                                         "--intensity raw` (and thresholds if the automatic ones do not suit), "
-                                         "then use the skull.ply it writes")
+                                         "--modality mr` if it is a T1 MRI head, or `--intensity raw` (and "
+                                         "thresholds if the automatic ones do not suit), then use the skull.ply it writes")
         return (-300.0 if skin_t is None else skin_t), (300.0 if bone_t is None else bone_t)
     if settings.intensity != "raw":
         raise ValueError(f"intensity must be 'hu' or 'raw', not {settings.intensity!r}")
