@@ -140,3 +140,15 @@ def test_extract_modality_mr_on_the_bundled_siemens_head(tmp_path):
     depth = {k: float(rec["skull"]["mr"]["landmarks"][k].split(" mm")[0]) for k in ("N", "G")}
     assert 3.0 <= depth["N"] <= 9.0
     assert 3.5 <= depth["G"] <= 7.5 + 1.0  # +1 mm: a 2 mm voxel
+
+
+def test_predict_takes_a_t1_mri_head_as_it_takes_a_ct(tmp_path):
+    """`predict MRI.nii.gz` extracts the MRI's skull and its measured landmarks, predicts the
+    face over them and keeps the real skin beside it (truth_skin.ply), as for a CT."""
+    from skull2face.samples import path
+    from skull2face.stages.predict import PredictSettings, predict
+
+    rec = predict(path("mri_siemens"), tmp_path / "p", PredictSettings(method="envelope"), picture=False)
+    assert rec["input"]["kind"] == "mr"
+    assert (tmp_path / "p" / "truth_skin.ply").is_file() and (tmp_path / "p" / "face.ply").is_file()
+    assert (tmp_path / "p" / "mr_skull_landmarks.json").is_file()

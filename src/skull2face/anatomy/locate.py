@@ -99,7 +99,7 @@ def in_ct_coordinates(mesh_path: str | os.PathLike) -> bool:
         import json
 
         try:
-            return json.loads(rec.read_text(encoding="utf-8"))["input"]["kind"] == "ct"
+            return json.loads(rec.read_text(encoding="utf-8"))["input"]["kind"] in ("ct", "mr")
         except (OSError, ValueError, KeyError, TypeError):
             return False
     return False

@@ -377,6 +377,14 @@ def skin_at_half_step(mesh: trimesh.Trimesh, field_: np.ndarray, head: np.ndarra
                                                    "p95": round(float(np.percentile(shift, 95)), 3)}}
 
 
+LANDMARK_NEIGHBOURHOOD_MM = 6.0
+"""A bone landmark's depth: the median cleaned depth of the skin within this radius of its face
+twin (a landmark in a zone left open, e.g. gonion under the jaw line, falls back to its own ray)."""
+MAX_OFF_SKULL_MM = 5.0
+"""A measured bone landmark farther than this from the extracted skull surface is dropped: it lies
+where no skull was kept (the landmark files given to ``predict`` must lie on the mesh)."""
+
+
 def _landmark_depths(field_: np.ndarray, to_index: np.ndarray, skin: trimesh.Trimesh, inward: np.ndarray,
                      face: dict[str, np.ndarray], cleaned: np.ndarray) -> tuple[dict, dict]:
     """Bone landmarks along rays from their face counterparts (`BONE_TO_SKIN`): the cleaned
@@ -392,7 +400,12 @@ def _landmark_depths(field_: np.ndarray, to_index: np.ndarray, skin: trimesh.Tri
         # subnasale sits in a concave corner: its normal points down; measure straight back
         near = kdt.query(p)[1]
         d = -z if soft == "sn" else inward[near]
-        depth = cleaned[near] if soft != "sn" and np.isfinite(cleaned[near]) else np.nan
+        depth, how = np.nan, "its own ray"
+        if soft != "sn":  # the cleaned depths of the skin around it, where the skull surface is
+            around = kdt.query_ball_point(p, LANDMARK_NEIGHBOURHOOD_MM)
+            vals = cleaned[around][np.isfinite(cleaned[around])]
+            if vals.size:
+                depth, how = float(np.median(vals)), f"the skull surface within {LANDMARK_NEIGHBOURHOOD_MM:g} mm"
         if not np.isfinite(depth):
             depth = bone_depth(profiles(field_, to_index, p[None], d[None]))[0]
         if not np.isfinite(depth):
@@ -400,7 +413,8 @@ def _landmark_depths(field_: np.ndarray, to_index: np.ndarray, skin: trimesh.Tri
             continue
         points[bone] = p + depth * d
         meta[bone] = {"source": "measured", "note": f"{depth:.1f} mm under {soft} along the "
-                                                    + ("head's posterior axis" if soft == "sn" else "skin normal")}
+                                                    + ("head's posterior axis" if soft == "sn" else "skin normal")
+                                                    + f" ({how})"}
     return points, meta
 
 
@@ -456,6 +470,16 @@ def mr_skull(vol: Any, skin: trimesh.Trimesh, head: np.ndarray, face: dict[str, 
         biggest = max(len(p.faces) for p in parts)
         skull = trimesh.util.concatenate([p for p in parts if len(p.faces) >= 0.02 * biggest])
     points, meta = _landmark_depths(field_, to_index, skin, inward, face, depth)
+    if points:  # only landmarks on the skull that is kept
+        from ..geometry.distances import closest_points
+
+        names = list(points)
+        dist, *_ = closest_points(np.array([points[n] for n in names]), skull)
+        for n, dd in zip(names, np.atleast_1d(dist)):
+            if dd > MAX_OFF_SKULL_MM:
+                points.pop(n)
+                meta[n] = {"source": "missing", "note": f"{meta[n]['note']}: {dd:.0f} mm from the skull kept "
+                                                         f"(more than {MAX_OFF_SKULL_MM:g})"}
     lms = LandmarkSet(points=points, surface="skull", meta=meta)
     d_ok = depth[ok]
     record = {

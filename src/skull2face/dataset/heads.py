@@ -32,13 +32,6 @@ def head_name(path: str | os.PathLike) -> str:
     return volume_stem(path) or Path(path).name
 
 
-def volume_modality(vol) -> str:
-    """"ct" for a volume in Hounsfield units (air near -1000), else "mr" (arbitrary units,
-    air near 0): the test `skull2face.geometry.surfaces.default_thresholds` applies to CTs."""
-    low = float(np.percentile(vol.voxels[::4, ::4, ::4], 1))
-    return "ct" if low <= -500 else "mr"
-
-
 def _no_face_landmarks(reason: str) -> LandmarkSet:
     from ..anatomy.names import surface_names
 
@@ -49,7 +42,8 @@ def _no_face_landmarks(reason: str) -> LandmarkSet:
 def prepare_head(ct_path: str | os.PathLike, target_faces: int) -> dict:
     """Extract, decimate, landmark and gate one real CT head (skull and skin in LPS mm).
 
-    A volume not in Hounsfield units is taken for a T1 MRI head (`volume_modality`): its skull
+    A volume not in Hounsfield units is taken for a T1 MRI head
+    (`skull2face.geometry.surfaces.volume_modality`): its skull
     is the dark cortical band under the skin (`skull2face.anatomy.mr_skull`), its skull
     landmarks are measured under the face's, and the gate's CT-only measures are skipped.
 
@@ -81,6 +75,8 @@ def prepare_head(ct_path: str | os.PathLike, target_faces: int) -> dict:
     base = {"name": head_name(ct_path), "path": str(ct_path), "sha256": file_sha256(ct_path),
             "spacing": [round(float(s), 3) for s in vol.spacing], "timings": t}
     lap("read_s")
+    from ..geometry.surfaces import volume_modality
+
     modality = volume_modality(vol)
     base["modality"] = modality
     skin_error = None

@@ -112,12 +112,26 @@ class Surfaces:
     """``(nx, ny, nz)`` bool, inside the skin (`skin_mask`)."""
 
 
+HU_AIR_BELOW = -500.0
+"""A CT in Hounsfield units has air near -1000: its 1st percentile lies below this."""
+
+
+def _low_percentile(vol: Volume) -> float:
+    return float(np.percentile(vol.voxels[::4, ::4, ::4], 1))
+
+
+def volume_modality(vol: Volume) -> str:
+    """"ct" for a volume in Hounsfield units (1st percentile below `HU_AIR_BELOW`), else "mr"
+    (arbitrary units with air near 0, as a T1 MRI head)."""
+    return "ct" if _low_percentile(vol) <= HU_AIR_BELOW else "mr"
+
+
 def default_thresholds(vol: Volume, settings: SurfaceSettings) -> tuple[float, float]:
     """Resolve the skin and bone thresholds, checking that a CT really is in HU."""
     skin_t, bone_t = settings.skin_threshold, settings.bone_threshold
     if settings.intensity == "hu":
-        low = float(np.percentile(vol.voxels[::4, ::4, ::4], 1))
-        if low > -500:
+        low = _low_percentile(vol)
+        if low > HU_AIR_BELOW:
             raise InputError(vol.source, f"volume does not look like Hounsfield units (1st percentile {low:.0f}; "
                                          "air should be near -1000 HU): extract it with `skull2face extract "
                                          "--modality mr` if it is a T1 MRI head, or `--intensity raw` (and "

@@ -106,16 +106,24 @@ def read_skull(input_path: str | os.PathLike, out: Path) -> dict:
     if not p.exists():
         raise InputError(p, "not found")
     if is_volume_path(p):
-        from ..geometry.surfaces import extract_surfaces
+        from ..geometry.surfaces import SurfaceSettings, extract_surfaces, volume_modality
         from ..io.volumes import read_volume
 
-        surf = extract_surfaces(read_volume(p))
+        vol = read_volume(p)
+        kind, landmarks = volume_modality(vol), None
+        if kind == "mr":  # a T1 MRI head: the skull under the skin, its landmarks under the face's
+            from ..anatomy.mr_skull import add_mr_skull
+
+            surf, landmarks, _ = add_mr_skull(vol, extract_surfaces(vol, SurfaceSettings(modality="mr")))
+            write_landmarks(landmarks, out / "mr_skull_landmarks.json")
+        else:
+            surf = extract_surfaces(vol)
         save_mesh(surf.skull, out / "skull.ply")
         save_mesh(surf.skin, out / "truth_skin.ply")
-        return {"skull": surf.skull, "truth": surf.skin, "pose": "lps", "kind": "ct",
+        return {"skull": surf.skull, "truth": surf.skin, "pose": "lps", "kind": kind, "landmarks": landmarks,
                 "skull_path": out / "skull.ply", "truth_path": out / "truth_skin.ply"}
     if p.suffix.lower() not in MESH_SUFFIXES:
-        raise InputError(p, "expected a skull mesh (" + ", ".join(MESH_SUFFIXES) + ") or a head CT volume")
+        raise InputError(p, "expected a skull mesh (" + ", ".join(MESH_SUFFIXES) + ") or a head CT / T1 MRI volume")
     return {"skull": load_mesh(p), "truth": None, "pose": None, "kind": "mesh", "skull_path": p, "truth_path": None}
 
 
@@ -256,6 +264,8 @@ def _predict(input_path, out: Path, settings: PredictSettings, method, landmarks
     skull = src["skull"]
     pose = dataclasses.replace(settings.pose, pose=src["pose"] or settings.pose.pose)
     t = time.perf_counter()
+    if given is None and src.get("landmarks") is not None:  # an MRI's skull landmarks, measured with its skull
+        given, landmarks_path = src["landmarks"], out / "mr_skull_landmarks.json"
     lms, loc = locate(skull, src["skull_path"], "skull", given, pose, landmarks_path)
     timings["landmarks_s"] = time.perf_counter() - t
     try:
