@@ -31,7 +31,7 @@ def measure(head: str, spacing: float, seed: int = 0) -> dict:
         ``{"head", "spacing_mm", "regions": skull_distance_by_region(...), "seconds"}``.
     """
     from skull2face.anatomy.detect import detect_landmarks
-    from skull2face.anatomy.mr_skull import add_mr_skull
+    from skull2face.anatomy.mr_extract import add_mr_skull
     from skull2face.dataset.pseudo_mr import pseudo_t1
     from skull2face.evaluation.skull_compare import skull_distance_by_region
     from skull2face.geometry.pose import lps_frame

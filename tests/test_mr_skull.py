@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
+from skull2face.anatomy import mr_extract as E
 from skull2face.anatomy import mr_skull as M
 from skull2face.geometry.surfaces import SurfaceSettings, extract_surfaces
 from skull2face.io.volumes import Volume
@@ -85,7 +86,7 @@ def test_the_skull_of_an_analytic_t1_head_lies_on_the_bone_shell():
     vol, face = _t1_ball()
     surf = extract_surfaces(vol, SurfaceSettings(modality="mr", target_faces=40_000))
     normalised = M.bias_corrected(vol.voxels, surf.head_mask, vol.spacing)
-    skin, _ = M.skin_at_half_step(surf.skin, normalised[0], surf.head_mask, vol)
+    skin, _ = E.skin_at_half_step(surf.skin, normalised[0], surf.head_mask, vol)
     r_skin = np.linalg.norm(skin.vertices, axis=1)
     assert np.median(r_skin) == pytest.approx(R_SKIN, abs=0.3)
     assert np.median(np.linalg.norm(surf.skin.vertices, axis=1)) > R_SKIN + 0.3  # the foot of the blur
@@ -118,7 +119,7 @@ def test_pseudo_t1_of_a_real_ct_gives_the_ct_bone_over_the_face():
     face = detect_landmarks(truth.skin, "face", lps_frame(truth.skin))
     mr = pseudo_t1(ct, spacing_mm=(2.0, 2.0, 2.0), seed=0)
     surf = extract_surfaces(mr, SurfaceSettings(modality="mr"))
-    surf, _, _ = M.add_mr_skull(mr, surf, face)  # the face's landmarks given: the bone search is tested
+    surf, _, _ = E.add_mr_skull(mr, surf, face)  # the face's landmarks given: the bone search is tested
     scores = skull_distance_by_region(surf.skull, truth.skull, face.points)
     assert scores["face"]["mean_mm"] < 2.0
     assert scores["forehead"]["mean_mm"] < 1.5

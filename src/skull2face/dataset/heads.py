@@ -82,7 +82,7 @@ def prepare_head(ct_path: str | os.PathLike, target_faces: int) -> dict:
     skin_error = None
     try:
         if modality == "mr":  # the skull measured under the skin, its landmarks from the face's
-            from ..anatomy.mr_skull import add_mr_skull
+            from ..anatomy.mr_extract import add_mr_skull
 
             surf = extract_surfaces(vol, SurfaceSettings(modality="mr", target_faces=target_faces))
             surf, skull_lms, skin_lms = add_mr_skull(vol, surf)

@@ -73,7 +73,7 @@ def _extract(volume_path: str | os.PathLike, out: Path, settings: ExtractSetting
     surf = extract_surfaces(vol, settings.surfaces)
     mr_landmarks = None
     if settings.surfaces.modality == "mr" and not settings.surfaces.skin_only:
-        from ..anatomy.mr_skull import add_mr_skull
+        from ..anatomy.mr_extract import add_mr_skull
 
         t = time.perf_counter()
         surf, mr_landmarks, _ = add_mr_skull(vol, surf)

@@ -112,7 +112,7 @@ def read_skull(input_path: str | os.PathLike, out: Path) -> dict:
         vol = read_volume(p)
         kind, landmarks = volume_modality(vol), None
         if kind == "mr":  # a T1 MRI head: the skull under the skin, its landmarks under the face's
-            from ..anatomy.mr_skull import add_mr_skull
+            from ..anatomy.mr_extract import add_mr_skull
 
             surf, landmarks, _ = add_mr_skull(vol, extract_surfaces(vol, SurfaceSettings(modality="mr")))
             write_landmarks(landmarks, out / "mr_skull_landmarks.json")
