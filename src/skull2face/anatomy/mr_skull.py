@@ -25,8 +25,9 @@ Steps (`mr_skull`):
    moved inward by them: the skull surface is the skin's own mesh, cut to where bone was found.
 
 The skull's landmarks are measured the same way along rays from the face's landmarks
-(`BONE_TO_SKIN`): a bone landmark is where the ray from its soft-tissue counterpart meets the
-bone, exactly as the published MRI thickness is read.
+(`BONE_TO_SKIN`, and dacryon under the inner canthus, `ORBIT_TWINS`): a bone landmark is where
+the ray from its soft-tissue counterpart meets the bone, exactly as the published MRI thickness
+is read.
 
 Coordinates: the volume's LPS millimetres, like every extracted surface.
 """
@@ -333,10 +334,14 @@ def _inward_normals(mesh: trimesh.Trimesh, head: np.ndarray, to_index: np.ndarra
     return inward if np.mean(inside_at > 0.5) >= 0.5 else -inward
 
 
+ORBIT_TWINS = {"Da_L": "en_L", "Da_R": "en_R"}
+"""Dacryon, on the medial orbital wall, measured straight back from the inner canthus (no
+thickness is published for it: it gives the skull a left-right pair where zygion and gonion,
+measured along the skin normal at the side of the face, are not found)."""
 LANDMARK_NEIGHBOURHOOD_MM = 6.0
 """A bone landmark's depth: the median cleaned depth of the skin within this radius of its face
 twin (a landmark in a zone left open, e.g. gonion under the jaw line, falls back to its own ray)."""
-MAX_OFF_SKULL_MM = 5.0
+MAX_OFF_SKULL_MM = 12.0
 """A measured bone landmark farther than this from the extracted skull surface is dropped: it lies
 where no skull was kept (the landmark files given to ``predict`` must lie on the mesh)."""
 
@@ -348,16 +353,18 @@ def _landmark_depths(field_: np.ndarray, to_index: np.ndarray, skin: trimesh.Tri
     x, y, z, _ = _face_axes(face)
     points, meta = {}, {}
     kdt = skin.kdtree
-    for bone, soft in BONE_TO_SKIN.items():
+    for bone, soft in {**BONE_TO_SKIN, **ORBIT_TWINS}.items():
         if soft not in face:
             meta[bone] = {"source": "missing", "note": f"face landmark {soft} not found"}
             continue
         p = np.asarray(face[soft], dtype=np.float64)
-        # subnasale sits in a concave corner: its normal points down; measure straight back
+        # subnasale sits in a concave corner (its normal points down), and the inner canthus over
+        # the eye (no skull kept there): both measured straight back along their own ray
         near = kdt.query(p)[1]
-        d = -z if soft == "sn" else inward[near]
+        straight = soft == "sn" or bone in ORBIT_TWINS
+        d = -z if straight else inward[near]
         depth, how = np.nan, "its own ray"
-        if soft != "sn":  # the cleaned depths of the skin around it, where the skull surface is
+        if not straight:  # the cleaned depths of the skin around it, where the skull surface is
             around = kdt.query_ball_point(p, LANDMARK_NEIGHBOURHOOD_MM)
             vals = cleaned[around][np.isfinite(cleaned[around])]
             if vals.size:
@@ -369,7 +376,7 @@ def _landmark_depths(field_: np.ndarray, to_index: np.ndarray, skin: trimesh.Tri
             continue
         points[bone] = p + depth * d
         meta[bone] = {"source": "measured", "note": f"{depth:.1f} mm under {soft} along the "
-                                                    + ("head's posterior axis" if soft == "sn" else "skin normal")
+                                                    + ("head's posterior axis" if straight else "skin normal")
                                                     + f" ({how})"}
     return points, meta
 
