@@ -95,3 +95,31 @@ def test_cli_refuses_a_soup_in_one_line(tmp_path):
     assert len(lines) == 1 and "Traceback" not in run.stderr
     assert str(path) in lines[0] and "does not look like a skull" in lines[0] and "triangle soup" in lines[0]
     assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize("name", ["james", "humface"])
+def test_a_face_scan_is_refused_as_a_skull_by_its_shallow_orbits(name):
+    """A face scan in a skull's proportions (its landmarks pass the skull's checks in some pose)
+    is refused in one line: where a skull's orbits are open sockets (>= 25 mm behind nasion;
+    30-43 mm on the bundled skulls) a face has eyes (13-22 mm measured on these scans)."""
+    from skull2face import samples
+    from skull2face.anatomy.locate import PoseSettings, locate
+    from skull2face.errors import InputError
+    from skull2face.io.meshes import load_mesh
+
+    path = samples.path(name)
+    with pytest.raises(InputError, match="orbits lie only .* a face scan or a skin, not a skull"):
+        locate(load_mesh(path), path, "skull", None, PoseSettings())
+
+
+def test_a_real_skull_has_open_orbits():
+    from skull2face import samples
+    from skull2face.anatomy.detect.plausible import ORBIT_MIN_DEPTH_MM, orbit_depths
+    from skull2face.anatomy.locate import PoseSettings, locate
+    from skull2face.io.meshes import load_mesh
+
+    path = samples.path("arothron_skull")
+    mesh = load_mesh(path)
+    lms, _ = locate(mesh, path, "skull", None, PoseSettings())
+    depths = orbit_depths(mesh, lms)
+    assert len(depths) == 2 and min(depths) > ORBIT_MIN_DEPTH_MM + 3.0

@@ -188,6 +188,7 @@ def locate(mesh: trimesh.Trimesh, mesh_path: str | os.PathLike, surface: str,
         that would help.
     """
     from .detect import NotAnatomy, anatomy_problem, detect_landmarks
+    from .detect.plausible import orbit_problem
 
     settings = settings or PoseSettings()
     if given is not None:
@@ -207,6 +208,10 @@ def locate(mesh: trimesh.Trimesh, mesh_path: str | os.PathLike, surface: str,
         except NotAnatomy as exc:
             raise InputError(mesh_path, f"does not look like a {surface}: {exc}") from None
         problem = anatomy_problem(lms, surface)
+        if problem is None and surface == "skull":
+            problem = orbit_problem(mesh, lms)
+            if problem is not None:  # a face in a skull's proportions: say so, whatever the other tries say
+                first = (lms, problem)
         first = first or (lms, problem)
         if problem is None:
             pose_record.update(orientation=k, anatomy_check="passed")

@@ -17,6 +17,13 @@ Two checks, both cheap, both stated in millimetres:
   A mesh in a pose the shape cues misread fails these too: `skull2face.anatomy.locate` then
   tries the other orientations of the coarse frame before giving up.
 
+* `orbit_problem`, after `anatomy_problem` passes for a skull: a skull's orbits are open
+  sockets. Seen from the front of its head frame, the bone 18 mm below nasion and half way out to
+  each lateral orbital rim lies `ORBIT_MIN_DEPTH_MM` or more behind nasion, or is not there at all
+  (measured 30-43 mm on the bundled skulls); on a face scan or a skin the same place is the eye,
+  5-22 mm behind nasion (the bundled face scans, CT and MRI skins). So a face is not taken for a
+  skull.
+
 The ranges are wide on purpose (children, deformity, fragments are allowed to pass): they
 refuse shapes that are not heads, not unusual heads.
 """
@@ -30,6 +37,12 @@ from ..landmark_set import LandmarkSet
 
 # Refuse a mesh when no more than this share of its edges join exactly two triangles.
 MIN_SHARED_EDGES = 0.5
+
+
+ORBIT_MIN_DEPTH_MM = 25.0
+"""A skull's orbit lies at least this far behind nasion (see the module docstring)."""
+_ORBIT_BELOW_N_MM = 18.0
+_ORBIT_PATCH_PX = 12
 
 
 class NotAnatomy(ValueError):
@@ -121,3 +134,38 @@ def anatomy_problem(lms: LandmarkSet, surface: str) -> str | None:
         return (_pair(lms, "Fmt", "N", (75.0, 130.0), 15.0, "lateral orbital rims")
                 or _pair(lms, "Zy", "N", (95.0, 175.0), 15.0, "zygomatic arches"))
     return _pair(lms, "en", "n", (20.0, 50.0), 10.0, "inner eye corners")
+
+
+def orbit_depths(mesh: trimesh.Trimesh, lms: LandmarkSet) -> list[float]:
+    """How far behind nasion (mm, head-frame z) the surface lies at each orbit of a skull's
+    landmarks: the median over a 12 x 12 mm patch 18 mm below nasion, half way from the midline to
+    the lateral orbital rim (Fmt); a pixel with no surface counts as 80 mm deep."""
+    from ...geometry.depthmap import RenderSpec, render
+    from ...geometry.frame import apply, head_frame
+
+    frame = head_frame(lms.points, "skull").matrix
+    h = {k: apply(frame, np.asarray(v, dtype=np.float64)[None])[0] for k, v in lms.points.items()}
+    out = []
+    for side in ("L", "R"):
+        if f"Fmt_{side}" not in h:
+            continue
+        centre = (0.5 * float(h[f"Fmt_{side}"][0]), float(h["N"][1]) - _ORBIT_BELOW_N_MM)
+        spec = RenderSpec(size=(_ORBIT_PATCH_PX, _ORBIT_PATCH_PX), mm_per_px=1.0, frame=frame, centre=centre)
+        z = render(mesh, spec).height
+        z = np.where(np.isfinite(z), z, h["N"][2] - 80.0)
+        out.append(float(h["N"][2] - np.median(z)))
+    return out
+
+
+def orbit_problem(mesh: trimesh.Trimesh, lms: LandmarkSet) -> str | None:
+    """Why a mesh whose landmarks passed `anatomy_problem` as a skull is not one (its orbits are
+    as shallow as eyes: a face scan or a skin), in one line; None if it is one."""
+    try:
+        depths = orbit_depths(mesh, lms)
+    except ValueError:  # no head frame: anatomy_problem has said what is missing
+        return None
+    if depths and max(depths) < ORBIT_MIN_DEPTH_MM:
+        return (f"its orbits lie only {', '.join(f'{d:.0f}' for d in depths)} mm behind nasion (a skull's are open "
+                f"sockets, >= {ORBIT_MIN_DEPTH_MM:.0f} mm deep; a face's eyes 5-22 mm): this looks like a face scan "
+                "or a skin, not a skull")
+    return None
