@@ -225,3 +225,15 @@ def test_cli_help_names_the_new_inputs(capsys):
         main(["dataset", "build", "--help"])
     out = capsys.readouterr().out
     assert "--ct-list" in out and "@LIST" in out and "quality gate" in out
+
+
+def test_an_mri_head_with_implausible_tissue_at_nasion_is_refused():
+    """Published nasion 6.0 +- 1.5 mm: 4 SDs either side are accepted (0-12 mm), 19.8 mm (a skin
+    threshold in the noise, as on the 0.5 mm UIH head) is not."""
+    from skull2face.dataset.quality import mr_tissue_implausible
+
+    skull = {"N": [0.0, 0.0, 0.0], "G": [0.0, 15.0, 2.0]}
+    ok = {"n": [0.0, 0.0, 6.5], "g'": [0.0, 15.0, 8.0]}
+    assert mr_tissue_implausible(skull, ok) is None
+    bad = {"n": [0.0, 0.0, 19.8], "g'": [0.0, 15.0, 8.0]}
+    assert "19.8 mm at N" in mr_tissue_implausible(skull, bad)
