@@ -36,6 +36,8 @@ DEFAULT_MRI = sorted(glob.glob(str(HERE.parent.parent / "shared" / "data" / "mri
     for n in ("siemens_xa30_t1_2mm.nii.gz", "philips_t1_mprage_1mm.nii.gz", "uih_t1_gre_0p5mm.nii.gz")]
 REGIONS = ("forehead", "orbits", "nose", "cheeks", "mouth", "chin")
 METHODS = ("face-model", "face-model-ct", "envelope", "tissue-depth")
+MR_WEIGHT_METHOD = "face-model-mr-weighted"
+"""With ``--mr-weight W``: the prior of every other head, each MRI head counting W (a CT head 1)."""
 
 
 def prepare(paths: list[str], cache: Path, workers: int) -> dict:
@@ -93,7 +95,7 @@ def maps_of(heads: dict) -> dict:
     return out, _spec(s, np.eye(4), {})
 
 
-def fold(name: str, heads: dict, maps: dict, grid, cache: Path, folds: Path) -> dict:
+def fold(name: str, heads: dict, maps: dict, grid, cache: Path, folds: Path, mr_weight: float | None = None) -> dict:
     """Predict and score one held-out head with every method; returns {method: evaluate record}."""
     from skull2face.dataset.fitted import PRIOR_FILE, training_prior
     from skull2face.stages.evaluate import evaluate
@@ -102,7 +104,7 @@ def fold(name: str, heads: dict, maps: dict, grid, cache: Path, folds: Path) -> 
     d = cache / name
     out = folds / name
     results = {}
-    for method in METHODS:
+    for method in METHODS + ((MR_WEIGHT_METHOD,) if mr_weight is not None else ()):
         mdir = out / method
         ev_json = mdir / "evaluate" / "evaluate.json"
         if ev_json.exists():
@@ -111,8 +113,10 @@ def fold(name: str, heads: dict, maps: dict, grid, cache: Path, folds: Path) -> 
         settings = PredictSettings(method="face-model" if method.startswith("face-model") else method)
         if method.startswith("face-model"):
             train = [n for n in maps if n != name and (method == "face-model" or heads[n].get("modality") == "ct")]
+            mr_w = mr_weight if method == MR_WEIGHT_METHOD else 1.0
             prior = training_prior([(n, maps[n][0], maps[n][1], heads[n]["skull_landmarks"].points) for n in train],
-                                   grid, weights=[maps[n][2] for n in train])
+                                   grid, weights=[maps[n][2] * (mr_w if heads[n].get("modality") == "mr" else 1.0)
+                                                  for n in train])
             data = mdir / "data"
             data.mkdir(parents=True, exist_ok=True)
             prior.save(data / PRIOR_FILE)
@@ -163,7 +167,7 @@ def site_check(heads: dict) -> list[str]:
 def row(rec: dict) -> tuple[float, float, dict]:
     """(RMSE mm, share within 2.5 mm, {region: {"rmse_mm": ...}}) of an evaluate record."""
     tp = rec["truth_to_prediction"]
-    regions = {k: v for k, v in (rec.get("regions") or {}).items() if isinstance(v, dict) and "rmse_mm" in v}
+    regions = {k: v for k, v in (tp.get("regions") or {}).items() if isinstance(v, dict) and "rmse_mm" in v}
     return tp["rmse_mm"], tp["share_within_2.5mm"], regions
 
 
@@ -173,6 +177,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--ct", nargs="*", default=None, help="CT heads (default: the two bundled ones)")
     ap.add_argument("--mri", nargs="*", default=DEFAULT_MRI, help="T1 MRI heads")
     ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--mr-weight", type=float, default=None,
+                    help="also score the prior with each MRI head counting this much (method " + MR_WEIGHT_METHOD + ")")
     args = ap.parse_args(argv)
     from skull2face.samples import path as sample_path
 
@@ -190,18 +196,25 @@ def main(argv: list[str] | None = None) -> None:
     maps, grid = maps_of(heads)
     results = {}
     for name in maps:
-        results[name] = fold(name, heads, maps, grid, out / "heads", out / "folds")
+        results[name] = fold(name, heads, maps, grid, out / "heads", out / "folds", args.mr_weight)
         cells = " ".join(f"{m}: {row(r)[0]:.2f} mm / {100 * row(r)[1]:.0f} %" for m, r in results[name].items())
         print(f"{name:<28} {cells}", flush=True)
     (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
     print(f"\n{'method':<14} {'heads':>5} {'RMSE mm mean +- SD':>20} {'within 2.5 mm % mean +- SD':>28}")
-    for m in METHODS:
+    methods = [m for m in METHODS + (MR_WEIGHT_METHOD,) if all(m in results[n] for n in results)]
+    for m in methods:
         r = np.array([row(results[n][m])[:2] for n in results])
         print(f"{m:<14} {len(r):>5} {r[:, 0].mean():>11.2f} +- {r[:, 0].std(ddof=1):.2f} "
               f"{100 * r[:, 1].mean():>19.1f} +- {100 * r[:, 1].std(ddof=1):.1f}")
+    for mod in ("ct", "mr"):
+        names = [n for n in results if heads[n].get("modality", "ct") == mod]
+        if names:
+            print(f"  held-out {mod.upper()} heads ({len(names)}): " + "; ".join(
+                f"{m} {np.mean([row(results[n][m])[0] for n in names]):.2f} mm / "
+                f"{100 * np.mean([row(results[n][m])[1] for n in names]):.1f} %" for m in methods))
     print("\nper region, RMSE mm (mean over the heads that have it):")
     print(f"{'method':<14} " + " ".join(f"{r:>9}" for r in REGIONS))
-    for m in METHODS:
+    for m in methods:
         cells = []
         for reg in REGIONS:
             v = [row(results[n][m])[2][reg]["rmse_mm"] for n in results if reg in row(results[n][m])[2]]
