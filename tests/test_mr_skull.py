@@ -153,3 +153,14 @@ def test_predict_takes_a_t1_mri_head_as_it_takes_a_ct(tmp_path):
     assert rec["input"]["kind"] == "mr"
     assert (tmp_path / "p" / "truth_skin.ply").is_file() and (tmp_path / "p" / "face.ply").is_file()
     assert (tmp_path / "p" / "mr_skull_landmarks.json").is_file()
+
+
+def test_modality_mr_on_a_ct_is_refused_in_one_line(tmp_path, capsys):
+    from skull2face.cli import main
+    from skull2face.samples import path
+
+    rc = main(["extract", str(path("headsq")), "--modality", "mr", "--out", str(tmp_path / "x")])
+    assert rc == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "Hounsfield" in err[0] and "headsq" in err[0]
+    assert not (tmp_path / "x").exists()

@@ -70,6 +70,13 @@ def _extract(volume_path: str | os.PathLike, out: Path, settings: ExtractSetting
     vol = read_volume(volume_path)
     t_read = time.perf_counter() - t0
     log.info("read %s: grid %s, spacing %s mm", volume_path, vol.shape, vol.spacing.round(3).tolist())
+    if settings.surfaces.modality == "mr":
+        from ..errors import InputError
+        from ..geometry.surfaces import volume_modality
+
+        if volume_modality(vol) == "ct":
+            raise InputError(volume_path, "--modality mr, but the volume is in Hounsfield units (air near -1000): "
+                                          "it is a CT; extract it without --modality mr")
     surf = extract_surfaces(vol, settings.surfaces)
     mr_landmarks = None
     if settings.surfaces.modality == "mr" and not settings.surfaces.skin_only:
