@@ -166,7 +166,7 @@ CASES = {
     "model-empty": (["predict", "{IN}/skull.ply", "--model", "{IN}/model_empty.pt", "--out", "{OUT}"],
                     ["not a skull2face model file", "empty"], "model_empty.pt"),
     "predict-non-hu-volume": (["predict", "{IN}/raw_ct.nii.gz", "--method", "envelope", "--out", "{OUT}"],
-                              ["Hounsfield", "skull2face extract --modality mr", "--intensity raw"], "raw_ct.nii.gz"),
+                              ["Hounsfield", "T1 MRI head", "skull2face extract --intensity raw"], "raw_ct.nii.gz"),
     "one-big-triangle": (["landmarks", "{IN}/triangle_skull.ply"], ["1 triangle(s) with any area", "5000 mm^2"],
                          "triangle_skull.ply"),
     "dicom-truncated-slice": (["extract", "{IN}/dicom", "--out", "{OUT}"], ["truncated or corrupt"],

@@ -114,7 +114,13 @@ def read_skull(input_path: str | os.PathLike, out: Path) -> dict:
         if kind == "mr":  # a T1 MRI head: the skull under the skin, its landmarks under the face's
             from ..anatomy.mr_extract import add_mr_skull
 
-            surf, landmarks, _ = add_mr_skull(vol, extract_surfaces(vol, SurfaceSettings(modality="mr")))
+            try:
+                surf, landmarks, _ = add_mr_skull(vol, extract_surfaces(vol, SurfaceSettings(modality="mr")))
+            except InputError as exc:
+                why = str(exc)[len(str(p)) + 2:] if str(exc).startswith(f"{p}: ") else str(exc)
+                raise InputError(p, "not in Hounsfield units (air is not near -1000), so read as a T1 MRI head, "
+                                    f"but {why.rstrip('.')}. A CT exported in other units: extract it with "
+                                    "`skull2face extract --intensity raw` and predict from its skull.ply") from None
             write_landmarks(landmarks, out / "mr_skull_landmarks.json")
         else:
             surf = extract_surfaces(vol)
