@@ -112,7 +112,7 @@ def fold(name: str, heads: dict, maps: dict, grid, cache: Path, folds: Path, mr_
             continue
         settings = PredictSettings(method="face-model" if method.startswith("face-model") else method)
         if method.startswith("face-model"):
-            train = [n for n in maps if n != name and (method == "face-model" or heads[n].get("modality") == "ct")]
+            train = [n for n in maps if n != name and (method != "face-model-ct" or heads[n].get("modality") == "ct")]
             mr_w = mr_weight if method == MR_WEIGHT_METHOD else 1.0
             prior = training_prior([(n, maps[n][0], maps[n][1], heads[n]["skull_landmarks"].points) for n in train],
                                    grid, weights=[maps[n][2] * (mr_w if heads[n].get("modality") == "mr" else 1.0)
