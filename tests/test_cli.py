@@ -46,7 +46,7 @@ def test_extract_headsq_end_to_end(tmp_path):
     assert r.returncode == 0, r.stderr
     rec = json.loads((out / "extract.json").read_text(encoding="utf-8"))
     assert {p.name for p in out.iterdir()} == {"skin.ply", "skull.ply", "extract.json", "extract.png"}
-    assert rec["thresholds"] == {"skin": -300.0, "bone": 300.0, "intensity": "hu"}
+    assert rec["thresholds"] == {"skin": -300.0, "bone": 300.0, "intensity": "hu", "modality": "ct"}
     assert rec["skin"]["mesh"]["watertight"] is True
     assert rec["volume"]["shape_ijk"] == [64, 64, 93]
     assert len(rec["input"]["sha256"]) == 64
