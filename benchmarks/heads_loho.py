@@ -98,6 +98,7 @@ def maps_of(heads: dict) -> dict:
 def fold(name: str, heads: dict, maps: dict, grid, cache: Path, folds: Path, mr_weight: float | None = None) -> dict:
     """Predict and score one held-out head with every method; returns {method: evaluate record}."""
     from skull2face.dataset.fitted import PRIOR_FILE, training_prior
+    from skull2face.errors import InputError
     from skull2face.stages.evaluate import evaluate
     from skull2face.stages.predict import PredictSettings, predict
 
@@ -121,7 +122,12 @@ def fold(name: str, heads: dict, maps: dict, grid, cache: Path, folds: Path, mr_
             data.mkdir(parents=True, exist_ok=True)
             prior.save(data / PRIOR_FILE)
             settings = PredictSettings(method="face-model", data=str(data))
-        predict(d / "skull.ply", mdir / "predict", settings, landmarks_path=d / "skull_landmarks.json", picture=False)
+        try:
+            predict(d / "skull.ply", mdir / "predict", settings, landmarks_path=d / "skull_landmarks.json",
+                    picture=False)
+        except InputError as exc:  # the held-out skull refused by predict: no score, said why
+            print(f"{name} {method}: predict refused: {exc}", flush=True)
+            return {}
         truth_lms = d / "skin_landmarks.json"
         rec = evaluate(mdir / "predict" / "face.ply", d / "skin.ply", mdir / "evaluate",
                        landmarks_path=truth_lms if truth_lms.exists() else None)
@@ -197,6 +203,9 @@ def main(argv: list[str] | None = None) -> None:
     results = {}
     for name in maps:
         results[name] = fold(name, heads, maps, grid, out / "heads", out / "folds", args.mr_weight)
+        if not results[name]:
+            results.pop(name)
+            continue
         cells = " ".join(f"{m}: {row(r)[0]:.2f} mm / {100 * row(r)[1]:.0f} %" for m, r in results[name].items())
         print(f"{name:<28} {cells}", flush=True)
     (out / "results.json").write_text(json.dumps(results, indent=1, default=str))
