@@ -230,7 +230,7 @@ def test_cli_help_names_the_new_inputs(capsys):
 def test_an_mri_head_with_implausible_tissue_at_nasion_is_refused():
     """Published nasion 6.0 +- 1.5 mm: 4 SDs either side are accepted (0-12 mm), 19.8 mm (a skin
     threshold in the noise, as on the 0.5 mm UIH head) is not."""
-    from skull2face.dataset.quality import mr_tissue_implausible
+    from skull2face.anatomy.mr_skull import mr_tissue_implausible
 
     skull = {"N": [0.0, 0.0, 0.0], "G": [0.0, 15.0, 2.0]}
     ok = {"n": [0.0, 0.0, 6.5], "g'": [0.0, 15.0, 8.0]}

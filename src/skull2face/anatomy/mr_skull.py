@@ -37,6 +37,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -459,3 +460,24 @@ def mr_skull(vol: Any, skin: trimesh.Trimesh, head: np.ndarray, face: dict[str, 
         "seconds": round(time.perf_counter() - t0, 3),
     }
     return MrSkull(skull=skull, landmarks=lms, depth_mm=depth, record=record)
+
+
+MR_TISSUE_SDS = 4.0
+"""An MRI head whose measured tissue at glabella or nasion lies further than this many published
+SDs from the published mean (Hona & Stephan 2024: 5.5 +- 1.0, 6.0 +- 1.5 mm) was not measured
+on its skin and bone (a skin threshold in the noise, a bone band missed): rejected."""
+
+
+def mr_tissue_implausible(skull_h: Mapping, skin_h: Mapping) -> str | None:
+    """Why an MRI head's measured tissue at G and N contradicts the published table, or None."""
+    from .tissue import thickness_for
+
+    for bone, soft in (("G", "g'"), ("N", "n")):
+        if bone in skull_h and soft in skin_h:
+            d = float(np.linalg.norm(np.asarray(skull_h[bone]) - np.asarray(skin_h[soft])))
+            t = thickness_for(bone)
+            lo, hi = max(0.0, t.mean_mm - MR_TISSUE_SDS * t.sd_mm), t.mean_mm + MR_TISSUE_SDS * t.sd_mm
+            if not lo <= d <= hi:
+                return (f"MRI tissue implausible: {d:.1f} mm at {bone} (published {t.mean_mm:g} +- {t.sd_mm:g} mm; "
+                        f"accepted {lo:.1f}-{hi:.1f}): the skin or the bone was not found")
+    return None

@@ -286,27 +286,6 @@ def mouth_profile(skin_height: np.ndarray, skull_height: np.ndarray, spec, ns_y:
     return out
 
 
-MR_TISSUE_SDS = 4.0
-"""An MRI head whose measured tissue at glabella or nasion lies further than this many published
-SDs from the published mean (Hona & Stephan 2024: 5.5 +- 1.0, 6.0 +- 1.5 mm) was not measured
-on its skin and bone (a skin threshold in the noise, a bone band missed): rejected."""
-
-
-def mr_tissue_implausible(skull_h: Mapping, skin_h: Mapping) -> str | None:
-    """Why an MRI head's measured tissue at G and N contradicts the published table, or None."""
-    from ..anatomy.tissue import thickness_for
-
-    for bone, soft in (("G", "g'"), ("N", "n")):
-        if bone in skull_h and soft in skin_h:
-            d = float(np.linalg.norm(np.asarray(skull_h[bone]) - np.asarray(skin_h[soft])))
-            t = thickness_for(bone)
-            lo, hi = max(0.0, t.mean_mm - MR_TISSUE_SDS * t.sd_mm), t.mean_mm + MR_TISSUE_SDS * t.sd_mm
-            if not lo <= d <= hi:
-                return (f"MRI tissue implausible: {d:.1f} mm at {bone} (published {t.mean_mm:g} +- {t.sd_mm:g} mm; "
-                        f"accepted {lo:.1f}-{hi:.1f}): the skin or the bone was not found")
-    return None
-
-
 def skull_implausible(skull_h: Mapping) -> str | None:
     """Why the skull landmarks contradict a face (`N_NS_MM`, `N_GN_MM`), or None."""
     for other, (lo, hi), what in (("Ns", N_NS_MM, "nasion-nasospinale"), ("Gn", N_GN_MM, "nasion-gnathion")):
@@ -417,6 +396,8 @@ def assess_head(vol, skull, skin, skull_lms: Mapping, skin_lms: Mapping | None,
         m["dental_metal_voxels"], m["dental_metal_mm3"] = dental_metal(vol, frame, skull_h)
     skin_h = head_points(frame, skin_lms or {})
     if not ct:
+        from ..anatomy.mr_skull import mr_tissue_implausible
+
         bad = bad or mr_tissue_implausible(skull_h, skin_h)
         if bad:
             m["skull_implausible"] = bad
