@@ -197,7 +197,6 @@ def top_slice_skin_cm2(vol, up_input: np.ndarray, skin_level: float = SKIN_HU) -
     axis = int(np.argmax(np.abs(d.T @ up_input)))
     top = -1 if float(d[:, axis] @ up_input) > 0 else 0
     sl = np.take(vol.voxels, top, axis=axis)
-    skin_level = SKIN_HU if skin_level is None else skin_level
     area = np.prod([vol.spacing[a] for a in range(3) if a != axis])
     return float(np.count_nonzero(sl > skin_level) * area / 100.0), f"axis {axis}, index {top % vol.shape[axis]}"
 
