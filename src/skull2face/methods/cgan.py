@@ -123,7 +123,8 @@ def gains_of(model: TrainedModel, gain: float | None = None) -> tuple[dict[str, 
 
 
 def cgan_face(model: TrainedModel, skull_mesh: Any, skull_landmarks: Any, skull_map: DepthMap, *,
-              prior: Any = None, gain: float | None = None, fit_spec: RenderSpec | None = None) -> MethodResult:
+              prior: Any = None, gain: float | None = None, fit_spec: RenderSpec | None = None,
+              table: Any = None) -> MethodResult:
     """The skull2face face of one skull (module docstring).
 
     Parameters
@@ -142,6 +143,9 @@ def cgan_face(model: TrainedModel, skull_mesh: Any, skull_landmarks: Any, skull_
     fit_spec : RenderSpec, optional
         The grid the face-model fit is made on (``face-model``'s, so that with no correction
         trusted this method's head IS the face-model head); default: the skull map's.
+    table : sequence of Thickness, optional
+        The fit's L_A thickness rows (`skull2face.statistics.skull_fit.fit_head`); None: the
+        bundled table.
 
     Returns
     -------
@@ -159,10 +163,10 @@ def cgan_face(model: TrainedModel, skull_mesh: Any, skull_landmarks: Any, skull_
 
     spec = skull_map.spec
     if fit_spec is None:
-        fitted = fit_head(skull_mesh, skull_landmarks, spec, prior=prior, skull_map=skull_map)
+        fitted = fit_head(skull_mesh, skull_landmarks, spec, prior=prior, skull_map=skull_map, table=table)
         fit_map = fitted.face_map
     else:
-        fitted = fit_head(skull_mesh, skull_landmarks, fit_spec, prior=prior)
+        fitted = fit_head(skull_mesh, skull_landmarks, fit_spec, prior=prior, table=table)
         fit_map = render(fitted.head, spec)
     raw = generator_face(model.generator, meta, skull_map, fit_map)
     head_lms = {k: apply(spec.frame, v) for k, v in points_of(skull_landmarks).items()}

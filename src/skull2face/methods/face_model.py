@@ -23,7 +23,7 @@ ENVELOPE_VOXEL_MM = 2.0
 
 def face_model_face(skull_mesh: Any, skull_landmarks: Any, spec: RenderSpec, *, dense: str = "prior",
                     prior: ThicknessPrior | None = None, skull_map: DepthMap | None = None,
-                    n_modes: int | None = None) -> MethodResult:
+                    n_modes: int | None = None, table: Any = None) -> MethodResult:
     """The fitted model head: whole, and as its face map in the target's render spec.
 
     Parameters
@@ -41,6 +41,9 @@ def face_model_face(skull_mesh: Any, skull_landmarks: Any, spec: RenderSpec, *, 
         falls back to ``map``.
     skull_map, n_modes
         As in `skull2face.statistics.skull_fit.fit_head`.
+    table : sequence of Thickness, optional
+        The L_A targets' thickness rows (`skull2face.anatomy.tissue.TissueTable`'s ``rows``);
+        None: the bundled table.
 
     Returns
     -------
@@ -51,7 +54,7 @@ def face_model_face(skull_mesh: Any, skull_landmarks: Any, spec: RenderSpec, *, 
     if dense == "envelope":
         surface = MeshSurface(envelope_mesh(skull_mesh, ENVELOPE_RADIUS_MM, ENVELOPE_VOXEL_MM))
     fitted = fit_head(skull_mesh, skull_landmarks, spec, dense=dense if dense != "envelope" else "none",
-                      prior=prior, skull_map=skull_map, surface=surface, n_modes=n_modes)
+                      prior=prior, skull_map=skull_map, surface=surface, n_modes=n_modes, table=table)
     record = {"method": "face-model", **fitted.record}
     if dense == "envelope":
         record["dense"] = "envelope"

@@ -61,6 +61,8 @@ class Method:
     uses_prior : bool
         Uses the measured thickness prior when there is one (a dataset's ``prior.npz``, or the
         one stored in a model bundle), and works without it.
+    uses_table : bool
+        Places the skin with a soft-tissue thickness table (`run_method`'s ``table``).
     """
 
     name: str
@@ -70,6 +72,7 @@ class Method:
     needs_model: bool = False
     needs_references: bool = False
     uses_prior: bool = False
+    uses_table: bool = False
 
 
 def _target_spec(inputs: dict) -> RenderSpec:
@@ -90,7 +93,7 @@ def _run_cgan(inputs: dict) -> MethodResult:
     from .cgan import cgan_face
 
     return cgan_face(inputs["model"], inputs["skull_mesh"], inputs["skull_landmarks"], inputs["skull_map"],
-                     prior=inputs.get("prior"), **inputs.get("options", {}))
+                     prior=inputs.get("prior"), table=inputs.get("table"), **inputs.get("options", {}))
 
 
 def _run_tissue(inputs: dict) -> MethodResult:
@@ -98,7 +101,7 @@ def _run_tissue(inputs: dict) -> MethodResult:
 
     record: dict = {}
     face = tissue_depth_face(inputs["skull_mesh"], inputs["skull_landmarks"], _target_spec(inputs),
-                             info=record, **inputs.get("options", {}))
+                             table=inputs.get("table"), info=record, **inputs.get("options", {}))
     return _map_only(face, record)
 
 
@@ -131,7 +134,7 @@ def _run_face_model(inputs: dict) -> MethodResult:
 
     return face_model_face(inputs["skull_mesh"], inputs["skull_landmarks"], _target_spec(inputs),
                            prior=inputs.get("prior"), skull_map=inputs.get("skull_map"),
-                           **inputs.get("options", {}))
+                           table=inputs.get("table"), **inputs.get("options", {}))
 
 
 def _run_nearest(inputs: dict) -> MethodResult:
@@ -145,9 +148,10 @@ def _run_nearest(inputs: dict) -> MethodResult:
 METHODS: dict[str, Method] = {m.name: m for m in (
     Method("skull2face", "the trained cGAN's correction of the fitted whole head, trusted per face region as far "
                          "as leave-one-head-out folds allow (a model file; default: the bundled model)",
-           ("skull_map", "skull_mesh", "skull_landmarks", "model"), _run_cgan, needs_model=True, uses_prior=True),
+           ("skull_map", "skull_mesh", "skull_landmarks", "model"), _run_cgan, needs_model=True, uses_prior=True,
+           uses_table=True),
     Method("tissue-depth", "published mean soft-tissue thickness over the skull, orbits and aperture "
-                           "bridged, schematic nose", ("skull_mesh", "skull_landmarks"), _run_tissue),
+                           "bridged, schematic nose", ("skull_mesh", "skull_landmarks"), _run_tissue, uses_table=True),
     Method("mean-face", "mean training face in the head frame", (), _run_mean, needs_references=True),
     Method("nearest-skull", "face of the training head whose skull map is nearest",
            ("skull_map", "train_pairs"), _run_nearest, needs_references=True),
@@ -155,7 +159,7 @@ METHODS: dict[str, Method] = {m.name: m for m in (
            ("skull_mesh",), _run_envelope),
     Method("face-model", "the ICT-FaceKit head model fitted to the skull's landmark targets and the thickness "
                          "prior measured on real heads (or the skull + 6 mm as a lower bound)",
-           ("skull_mesh", "skull_landmarks"), _run_face_model, uses_prior=True),
+           ("skull_mesh", "skull_landmarks"), _run_face_model, uses_prior=True, uses_table=True),
 )}
 """Every method by name, in display order."""
 
@@ -180,7 +184,8 @@ def run_method(method: str, *, spec: RenderSpec | None = None, skull_map: DepthM
                skull_mesh: trimesh.Trimesh | None = None, skull_landmarks: Any = None,
                train_pairs: Sequence[tuple[DepthMap, DepthMap]] | None = None,
                train_faces: Sequence[DepthMap] | None = None, mean_map: DepthMap | None = None,
-               model: TrainedModel | None = None, prior: Any = None, **options: Any) -> MethodResult:
+               model: TrainedModel | None = None, prior: Any = None, table: Any = None,
+               **options: Any) -> MethodResult:
     """Run a method by name.
 
     Parameters
@@ -206,6 +211,10 @@ def run_method(method: str, *, spec: RenderSpec | None = None, skull_map: DepthM
     prior : skull2face.statistics.thickness_prior.ThicknessPrior, optional
         The measured thickness prior ('face-model', 'skull2face'; without it the fit's dense
         term is the filled skull + 6 mm as a lower bound).
+    table : sequence of Thickness, optional
+        The soft-tissue thickness rows ('face-model', 'skull2face', 'tissue-depth'; a
+        `skull2face.anatomy.tissue.TissueTable`'s ``rows``); None: the bundled Hona & Stephan
+        2024 table.
     **options
         Passed to the method's function (e.g. ``nose=False`` for 'tissue-depth', ``gain=0.5``
         for 'skull2face').
@@ -226,7 +235,7 @@ def run_method(method: str, *, spec: RenderSpec | None = None, skull_map: DepthM
     m = METHODS[method]
     inputs = {"spec": spec, "skull_map": skull_map, "skull_mesh": skull_mesh, "skull_landmarks": skull_landmarks,
               "train_pairs": train_pairs, "train_faces": train_faces, "mean_map": mean_map,
-              "model": model, "prior": prior, "options": options}
+              "model": model, "prior": prior, "table": table, "options": options}
     missing = [k for k in m.needs if inputs.get(k) is None]
     if missing:
         raise ValueError(f"method {method!r} needs {', '.join(missing)}")

@@ -134,14 +134,15 @@ def load_head_model(path: str | None = None) -> HeadModel:
 
 
 def landmark_targets(skull_vertices: Any, skull_faces: Any, skull_landmarks: Any,
-                     centre: Any) -> dict[str, tuple[np.ndarray, float]]:
+                     centre: Any, *, table: Any = None) -> dict[str, tuple[np.ndarray, float]]:
     """The L_A targets: where each paired skin landmark should lie, with its SD.
 
     For every skull landmark with a skin partner (`skull2face.anatomy.names.BONE_TO_SKIN`:
     G->g', N->n, Ns->sn, Pog->pog', Gn->gn', Zy->zy', Go->go') and a published thickness
     (`skull2face.anatomy.tissue.thickness_for`, Hona & Stephan 2024): the landmark moved out
     along the outward bone normal (`skull2face.geometry.normals.outward_normals_at`) by the
-    mean thickness.
+    mean thickness of ``table`` (the bundled table by default; a population's table shifted
+    for a build: `skull2face.anatomy.tissue.choose_table`).
 
     Parameters
     ----------
@@ -151,6 +152,9 @@ def landmark_targets(skull_vertices: Any, skull_faces: Any, skull_landmarks: Any
         Skull landmarks in the vertices' coordinates; absent or NaN ones are skipped.
     centre : array_like, shape (3,), mm
         A point inside the head in the same coordinates (normals turn away from it).
+    table : sequence of Thickness, optional
+        The rows to use (a `skull2face.anatomy.tissue.TissueTable`'s ``rows``); None: the
+        bundled Hona & Stephan 2024 table. A landmark without a row in it gets no target.
 
     Returns
     -------
@@ -165,7 +169,10 @@ def landmark_targets(skull_vertices: Any, skull_faces: Any, skull_landmarks: Any
     n = outward_normals_at(p, skull_vertices, skull_faces, centre)
     out = {}
     for b, s, nb in zip(names, p, n):
-        row = thickness_for(b)
+        try:
+            row = thickness_for(b, table)
+        except KeyError:  # a population table without this landmark
+            continue
         out[BONE_TO_SKIN[b]] = (s + row.mean_mm * nb, float(row.sd_mm))
     return out
 

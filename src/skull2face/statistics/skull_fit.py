@@ -76,7 +76,7 @@ def dense_target(skull_map: DepthMap, dense: str = "prior", prior: ThicknessPrio
 
 
 def fit_to_skull(skull_mesh: trimesh.Trimesh, skull_landmarks: Any, spec: RenderSpec, surface: Any = None, *,
-                 n_modes: int | None = None, info: dict | None = None) -> trimesh.Trimesh:
+                 n_modes: int | None = None, info: dict | None = None, table: Any = None) -> trimesh.Trimesh:
     """The model head fitted to a skull, in the skull's input coordinates.
 
     Parameters
@@ -93,6 +93,8 @@ def fit_to_skull(skull_mesh: trimesh.Trimesh, skull_landmarks: Any, spec: Render
         Use the first modes only.
     info : dict, optional
         Filled with the fit's record.
+    table : sequence of Thickness, optional
+        The L_A targets' thickness rows (`landmark_targets`); None: the bundled table.
 
     Returns
     -------
@@ -103,7 +105,7 @@ def fit_to_skull(skull_mesh: trimesh.Trimesh, skull_landmarks: Any, spec: Render
     model = load_head_model()
     v = np.asarray(skull_mesh.vertices, dtype=np.float64)
     centre = apply(spec.inverse, np.asarray(HEAD_CENTRE, dtype=np.float64))
-    targets = landmark_targets(v, skull_mesh.faces, skull_landmarks, centre)
+    targets = landmark_targets(v, skull_mesh.faces, skull_landmarks, centre, table=table)
     names = [k for k in targets if k in model.soft]
     start = spec.inverse.copy()
     if names:  # start: head frame axes, weighted landmark centroids matched
@@ -205,7 +207,7 @@ class FittedHead:
 
 def fit_head(skull_mesh: trimesh.Trimesh, skull_landmarks: Any, spec: RenderSpec, *, dense: str = "prior",
              prior: ThicknessPrior | None = None, skull_map: DepthMap | None = None, surface: Any = None,
-             n_modes: int | None = None) -> FittedHead:
+             n_modes: int | None = None, table: Any = None) -> FittedHead:
     """The model head fitted to a skull, whole and as its frontal map in ``spec``.
 
     The face-model method's face, the base skull2face's generator corrects, and the fit maps of
@@ -213,7 +215,7 @@ def fit_head(skull_mesh: trimesh.Trimesh, skull_landmarks: Any, spec: RenderSpec
 
     Parameters
     ----------
-    skull_mesh, skull_landmarks, n_modes
+    skull_mesh, skull_landmarks, n_modes, table
         As in `fit_to_skull`.
     spec : RenderSpec
         The target's render spec; the face map uses it.
@@ -239,7 +241,7 @@ def fit_head(skull_mesh: trimesh.Trimesh, skull_landmarks: Any, spec: RenderSpec
         record["dense"] = "none" if surface is None else ("prior" if surface.two_sided else "map")
         record["prior_heads"] = list(prior.heads) if (prior is not None and record["dense"] == "prior") else None
     t1 = time.perf_counter()
-    head = fit_to_skull(skull_mesh, skull_landmarks, spec, surface, n_modes=n_modes, info=record)
+    head = fit_to_skull(skull_mesh, skull_landmarks, spec, surface, n_modes=n_modes, info=record, table=table)
     t2 = time.perf_counter()
     face = render(head, spec)
     record["inferred_without_bone"] = inferred_without_bone(skull_map, face, skull_landmarks, bone)
@@ -250,11 +252,11 @@ def fit_head(skull_mesh: trimesh.Trimesh, skull_landmarks: Any, spec: RenderSpec
 
 def fitted_face(skull_mesh: trimesh.Trimesh, skull_landmarks: Any, spec: RenderSpec, *, dense: str = "prior",
                 prior: ThicknessPrior | None = None, skull_map: DepthMap | None = None, surface: Any = None,
-                n_modes: int | None = None, info: dict | None = None) -> DepthMap:
+                n_modes: int | None = None, info: dict | None = None, table: Any = None) -> DepthMap:
     """Only the frontal map of `fit_head` (a dataset's fit maps); ``info``, when given, is
     updated with its record."""
     fitted = fit_head(skull_mesh, skull_landmarks, spec, dense=dense, prior=prior, skull_map=skull_map,
-                      surface=surface, n_modes=n_modes)
+                      surface=surface, n_modes=n_modes, table=table)
     if info is not None:
         info.update(fitted.record)
     return fitted.face_map

@@ -19,7 +19,8 @@ training split and keeps, per pixel of the frontal head map:
 holds it with its provenance (heads, table), is saved as ``.npz`` and read back at any grid
 (`ThicknessPrior.sample`). The statistical face fit (`skull2face.statistics.face_model`) pulls
 the model's face onto ``filled skull + T`` where the prior is measured, and the generator of
-skull2face corrects that fit.
+skull2face corrects that fit. `for_population` moves a prior to another population's table
+and a build (``predict --thickness-table``, ``--build``).
 
 Torch-free; heights in mm; maps are (H, W) float32 with NaN off the surface.
 """
@@ -36,7 +37,8 @@ from scipy import ndimage
 
 from ..anatomy.landmark_set import points_of
 from ..anatomy.names import BONE_TO_SKIN
-from ..anatomy.tissue import TABLE_SOURCE, thickness_for
+from ..anatomy.tissue import TABLE_SOURCE, Thickness, thickness_for
+from ..geometry.depthmap import RenderSpec
 from ..geometry.fill import filled_height
 from ..geometry.interpolate import shepard
 from ..geometry.smooth import nan_gaussian
@@ -217,6 +219,19 @@ def _table_nodes(landmark_sets: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, 
     return np.array(xy).reshape(-1, 2), np.array(mean), np.array(sd)
 
 
+TABLE_SOFTENING_MM = 5.0
+"""Softening of the Shepard interpolation of table values between landmarks, mm (chosen: about
+a landmark's placement uncertainty, so that the field is smooth through its nodes)."""
+
+
+def _over_grid(x: np.ndarray, y: np.ndarray, xy_nodes: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Values given at head-frame (x, y) nodes, Shepard-interpolated (`TABLE_SOFTENING_MM`) onto
+    the pixels of head-frame coordinates ``x``, ``y`` (H, W); returns (H, W) float64."""
+    grid = np.stack([np.ravel(x), np.ravel(y), np.zeros(np.size(x))], axis=1)
+    nodes = np.concatenate([np.asarray(xy_nodes, np.float64).reshape(-1, 2), np.zeros((len(xy_nodes), 1))], axis=1)
+    return shepard(grid, nodes, np.asarray(values, np.float64), softening_mm=TABLE_SOFTENING_MM).reshape(np.shape(x))
+
+
 def _weighted_stats(values: np.ndarray, wts: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Centre and spread over axis 0, 0 where no head counts.
 
@@ -287,10 +302,8 @@ def build_prior(heads: Sequence[tuple[str, np.ndarray, np.ndarray, Any]], spec: 
     x, y = spec.xy_grid()
     xy_nodes, t_mean, t_sd = _table_nodes([lm for *_, lm in heads])
     if len(t_mean):
-        grid = np.stack([x.ravel(), y.ravel(), np.zeros(x.size)], axis=1)
-        nodes = np.concatenate([xy_nodes, np.zeros((len(xy_nodes), 1))], axis=1)
-        table_mean = shepard(grid, nodes, t_mean, softening_mm=5.0).reshape(h, w)
-        table_sd = shepard(grid, nodes, t_sd, softening_mm=5.0).reshape(h, w)
+        table_mean = _over_grid(x, y, xy_nodes, t_mean)
+        table_sd = _over_grid(x, y, xy_nodes, t_sd)
     else:
         table_mean = np.full((h, w), 6.0)  # no landmark at all: the envelope's 6 mm (see methods.envelope)
         table_sd = np.full((h, w), 3.0)
@@ -309,4 +322,70 @@ def build_prior(heads: Sequence[tuple[str, np.ndarray, np.ndarray, Any]], spec: 
                           tuple(name for name, *_ in heads), table)
 
 
-__all__ = ["FILL_RADIUS_MM", "MIN_SD_MM", "ThicknessPrior", "base_height", "build_prior", "measure", "over_bone"]
+def for_population(prior: ThicknessPrior, table_rows: Sequence[Thickness], landmarks_head: Any,
+                   build_sd: float = 0.0, source: str = "a population table") -> ThicknessPrior:
+    """The prior moved to another population's thickness table and to a build (same grid).
+
+    1. Population: at every skull landmark of ``landmarks_head`` with a skin partner
+       (`skull2face.anatomy.names.BONE_TO_SKIN`, as `build_prior` places the table) and a row in
+       both tables, the difference of the means (``table_rows`` minus the bundled Hona & Stephan
+       2024 table) and the ratio of the SDs; both Shepard-interpolated over the landmarks'
+       head-frame (x, y) (`TABLE_SOFTENING_MM`) and applied everywhere, measured pixels too (the
+       heads measured belong to the bundled table's population, not to this one): ``mean +
+       difference`` (floored at 0), ``sd * ratio`` (floored at `MIN_SD_MM`).
+    2. Build: ``build_sd`` times the (moved) prior's own SD added to the mean, floored at 0
+       (`skull2face.anatomy.tissue.BUILDS`: -1 lean, 0 average, +1 heavy).
+
+    Parameters
+    ----------
+    prior : ThicknessPrior
+    table_rows : sequence of Thickness
+        The population's rows BEFORE any build shift (`skull2face.anatomy.tissue.TissueTable`'s
+        ``population``).
+    landmarks_head : mapping of str to array_like (3,), or LandmarkSet
+        The skull's landmarks in the HEAD FRAME (mm).
+    build_sd : float
+        The build's shift in SDs.
+    source : str
+        The table's provenance, for the result's ``table``.
+
+    Returns
+    -------
+    ThicknessPrior
+        ``prior`` itself when nothing changes (the bundled table's values and ``build_sd`` 0);
+        else a new prior on the same grid. Without a landmark in both tables the population
+        step is skipped.
+    """
+    pts = points_of(landmarks_head)
+    xy, diff, ratio = [], [], []
+    for bone in BONE_TO_SKIN:
+        p = pts.get(bone)
+        if p is None or not np.all(np.isfinite(p)):
+            continue
+        try:
+            own, ref = thickness_for(bone, table_rows), thickness_for(bone)
+        except KeyError:
+            continue
+        xy.append(np.asarray(p, np.float64)[:2])
+        diff.append(own.mean_mm - ref.mean_mm)
+        ratio.append(own.sd_mm / ref.sd_mm if ref.sd_mm > 0 else 1.0)
+    moved = bool(xy) and (any(d != 0.0 for d in diff) or any(r != 1.0 for r in ratio))
+    if not moved and build_sd == 0.0:
+        return prior
+    mean = prior.mean_mm.astype(np.float64)
+    sd = prior.sd_mm.astype(np.float64)
+    notes = []
+    if moved:
+        x, y = RenderSpec(size=mean.shape, mm_per_px=prior.mm_per_px, centre=prior.centre).xy_grid()
+        mean = np.maximum(mean + _over_grid(x, y, np.array(xy), np.array(diff)), 0.0)
+        sd = np.maximum(sd * _over_grid(x, y, np.array(xy), np.array(ratio)), MIN_SD_MM)
+        notes.append(f"moved to {source} (mean differences and SD ratios at {len(xy)} landmarks)")
+    if build_sd:
+        mean = np.maximum(mean + build_sd * sd, 0.0)
+        notes.append(f"build {build_sd:+g} SD")
+    return ThicknessPrior(mean.astype(np.float32), sd.astype(np.float32), prior.n_heads, prior.mm_per_px,
+                          prior.centre, prior.heads, f"{prior.table}; " + "; ".join(notes), prior.fill_radius_mm)
+
+
+__all__ = ["FILL_RADIUS_MM", "MIN_SD_MM", "TABLE_SOFTENING_MM", "ThicknessPrior", "base_height", "build_prior",
+           "for_population", "measure", "over_bone"]

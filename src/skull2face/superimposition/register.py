@@ -42,12 +42,13 @@ equations; fewer leave the camera undetermined)."""
 
 
 def soft_tissue_points(skull_vertices: Any, skull_faces: Any, skull_landmarks: Any,
-                       centre: Any) -> dict[str, tuple[np.ndarray, float]]:
+                       centre: Any, *, table: Any = None) -> dict[str, tuple[np.ndarray, float]]:
     """Skin landmark name -> (3D point, mm; SD of its thickness, mm), as
-    `skull2face.statistics.face_model.landmark_targets` (the one place this rule lives)."""
+    `skull2face.statistics.face_model.landmark_targets` (the one place this rule lives), with
+    the thickness rows ``table`` (None: the bundled table)."""
     from ..statistics.face_model import landmark_targets
 
-    return landmark_targets(skull_vertices, skull_faces, skull_landmarks, centre)
+    return landmark_targets(skull_vertices, skull_faces, skull_landmarks, centre, table=table)
 
 
 def _cv2():
