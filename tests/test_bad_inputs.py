@@ -51,6 +51,8 @@ def bad(tmp_path_factory) -> Path:
         str(d / "triangle_skull.ply"))
     (d / "model_bad.pt").write_bytes(b"PK\x03\x04 this is not a model" * 10)
     (d / "model_empty.pt").write_bytes(b"")
+    (d / "fstt_mine.csv").write_text("bone_landmark,soft_landmark,side,mean_mm,sd_mm,paper_table1_landmark\n"
+                                     "g,g',midline,5.5,1.0,G\nn,se',midline,6.0,-1.5,N\n")
     nan_vol = _small_volume(dtype=np.float32)
     nan_vol.voxels[10, 10, 10] = np.nan
     write_volume(nan_vol, d / "nan_ct.nii.gz")
@@ -163,6 +165,11 @@ CASES = {
                        "allnan_ct.nii.gz"),
     "model-corrupt": (["predict", "{IN}/skull.ply", "--model", "{IN}/model_bad.pt", "--out", "{OUT}"],
                       ["not a skull2face model file"], "model_bad.pt"),
+    "sex-with-the-pooled-table": (["predict", "{IN}/skull.ply", "--sex", "female", "--out", "{OUT}"],
+                                  ["pooled adult values only (no sex column)", "--thickness-table"],
+                                  "fstt_hona_stephan_2024.csv"),
+    "thickness-table-malformed": (["predict", "{IN}/skull.ply", "--thickness-table", "{IN}/fstt_mine.csv",
+                                   "--method", "tissue-depth", "--out", "{OUT}"], ["line 3", "SD"], "fstt_mine.csv"),
     "model-empty": (["predict", "{IN}/skull.ply", "--model", "{IN}/model_empty.pt", "--out", "{OUT}"],
                     ["not a skull2face model file", "empty"], "model_empty.pt"),
     "predict-non-hu-volume": (["predict", "{IN}/raw_ct.nii.gz", "--method", "envelope", "--out", "{OUT}"],

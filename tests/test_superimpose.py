@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import trimesh
 
+from skull2face import samples
 from skull2face.cli import main
 from skull2face.errors import InputError
 from skull2face.geometry.camera import Camera, look_at, outline, render, visible
@@ -460,3 +461,23 @@ def test_a_second_run_into_a_folder_a_live_run_holds_is_refused(inputs, tmp_path
     assert _names(out) == ["landmarks.csv", "superimpose.json"]  # the first run's result, whole
     assert (out / "landmarks.csv").read_text(encoding="utf-8") == "the first run's\n"
     assert _names(tmp_path) == ["case", "o"]
+
+
+def test_lean_build_and_a_population_table_reach_the_soft_tissue_points(inputs, tmp_path, capsys):
+    """--build lean moves every soft-tissue point in by its row's SD; --thickness-table is hashed."""
+    from skull2face.anatomy.names import BONE_TO_SKIN
+    from skull2face.anatomy.tissue import thickness_for
+
+    assert main(_argv(inputs, tmp_path / "avg", "--no-face", "--no-picture")) == 0
+    table = tmp_path / "table.csv"
+    table.write_bytes(samples.path("tissue").read_bytes())  # the bundled values, as a user's own file
+    assert main(_argv(inputs, tmp_path / "lean", "--no-face", "--no-picture", "--build", "lean",
+                      "--thickness-table", str(table))) == 0
+    avg, lean = (json.loads((tmp_path / d / "superimpose.json").read_text(encoding="utf-8")) for d in ("avg", "lean"))
+    assert avg["tissue"]["build"] == "average" and avg["tissue"]["path"] is None
+    assert lean["tissue"]["build"] == "lean" and lean["tissue"]["path"] == str(table.resolve())
+    assert lean["inputs"]["thickness_table"]["sha256"] == lean["tissue"]["sha256"]
+    bone_of = {v: k for k, v in BONE_TO_SKIN.items()}
+    for k, row in avg["landmarks"].items():
+        step = np.subtract(row["soft_tissue_point_mm"], lean["landmarks"][k]["soft_tissue_point_mm"])
+        assert np.linalg.norm(step) == pytest.approx(thickness_for(bone_of[k]).sd_mm, abs=2e-3), k

@@ -232,3 +232,66 @@ def test_build_shifts_the_prior_by_its_own_sd(tmp_path):
     wide = for_population(prior, choose_table(_write(tmp_path, "wide.csv", lines)).population, HEAD_LMS)
     np.testing.assert_allclose(wide.sd_mm, 2 * prior.sd_mm, rtol=1e-5)
     np.testing.assert_allclose(wide.mean_mm, prior.mean_mm, rtol=1e-6)
+
+
+# ------------------------------------------------------------------ the command line, end to end
+
+def _cli(*argv: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": SRC + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    return subprocess.run([sys.executable, "-m", "skull2face", *argv], capture_output=True, text=True, env=env,
+                          timeout=300)
+
+
+def _one_line_exit_2(r: subprocess.CompletedProcess, *words: str) -> None:
+    err = r.stderr
+    assert r.returncode == 2, (r.returncode, err)
+    assert "Traceback" not in err and err.count("\n") == 1, err
+    for w in words:
+        assert w in err, (w, err)
+
+
+def test_cli_refuses_sex_with_the_pooled_table(tmp_path):
+    r = _cli("predict", str(samples.path("arothron_skull")), "--sex", "female", "--out", str(tmp_path / "o"))
+    _one_line_exit_2(r, "fstt_hona_stephan_2024.csv", "pooled adult values only (no sex column)",
+                     "--sex female cannot be honoured", "--thickness-table")
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_refuses_a_malformed_table_naming_file_and_line(tmp_path):
+    bad = _write(tmp_path, "mine.csv", [HEADER, "g,g',midline,5.5,1.0,G", "n,se',midline,6..0,1.5,N"])
+    r = _cli("predict", str(samples.path("arothron_skull")), "--thickness-table", str(bad),
+             "--out", str(tmp_path / "o"))
+    _one_line_exit_2(r, str(bad), "line 3", "mean_mm")
+    assert not (tmp_path / "o").exists()
+
+
+def test_cli_predict_lean_records_the_table_and_build(tmp_path):
+    """``predict --build lean`` on the bundled skull: the table and build in predict.json and the
+    report, the L_A targets mean - SD, the face inside the average one."""
+    import json
+
+    from skull2face.report.collect import context_from_dirs
+    from skull2face.report.html import render_html
+    from skull2face.stages.predict import PredictSettings, predict
+
+    skull = samples.path("arothron_skull")
+    r = _cli("predict", str(skull), "--build", "lean", "--out", str(tmp_path / "lean"))
+    assert r.returncode == 0, r.stderr
+    rec = json.loads((tmp_path / "lean" / "predict.json").read_text(encoding="utf-8"))
+    tissue = rec["tissue"]
+    assert tissue["build"] == "lean" and tissue["build_sd"] == -1.0 and tissue["source"] == TABLE_SOURCE
+    assert "no BMI strata" in tissue["build_note"] and tissue["used_by_method"] is True
+    assert rec["settings"]["tissue"] == {"thickness_table": None, "build": "lean", "sex": None, "age_group": None}
+    g = next(row for row in tissue["rows"] if row["bone"] == "g")
+    assert g["mean_mm"] == 4.5 and g["population_mean_mm"] == 5.5  # 5.5 - 1.0 SD
+    # the same skull at the average build: the lean face lies inside it where both are measured
+    avg = predict(skull, tmp_path / "avg", PredictSettings(), picture=False)
+    assert avg["tissue"]["build"] == "average"
+    from skull2face.geometry.depthmap import load_depthmap
+
+    a, b = load_depthmap(tmp_path / "avg" / "face_map"), load_depthmap(tmp_path / "lean" / "face_map")
+    both = a.mask & b.mask
+    assert np.median(a.height[both] - b.height[both]) > 0.5  # mm thinner, about an SD of the prior
+    text = render_html(context_from_dirs([tmp_path / "lean"]))
+    assert "Build: lean" in text and "no BMI strata" in text and "Hona &amp; Stephan 2024" in text
+    assert "<td>4.5</td>" in text  # glabella's row as used: mean - SD

@@ -135,15 +135,39 @@ def context_from_dirs(dirs: list[str | Path], title: str | None = None, settings
     card = model_card(run["record"]) if run.get("record") else None
     if card and card.get("sha256"):
         hashes[f"model ({Path(card['file']).name})"] = card["sha256"]
-    from ..anatomy.tissue import load_table
-
     # no separate input picture: each predict.png starts with the skull, and the headline is the
     # chosen method's (another method's figure beside it would show a second face)
     return {"title": title or f"skull2face report{f': {subject}' if subject else ''}", "subject": subject,
             "input_picture": None, "methods": ordered, "settings": settings or {},
             "hashes": hashes, "region": region, "main_method": main, "main_method_why": why,
             "scene": scene_of(run),
-            "model_card": card, "tissue": (load_table(), TISSUE_SOURCE) if ordered else None}
+            "model_card": card, "tissue": tissue_of(run.get("record")) if ordered else None}
+
+
+def tissue_of(record: dict | None) -> tuple[list, str]:
+    """The thickness table a prediction used and its source in words, from its ``predict.json``
+    (``tissue``: `skull2face.anatomy.tissue.TissueTable.record`); the bundled table, as read,
+    for a record without one (an evaluation only, or a run older than the key).
+
+    Returns
+    -------
+    (list of skull2face.anatomy.tissue.Thickness, str)
+    """
+    from ..anatomy.tissue import TissueTable, choose_table
+
+    d = (record or {}).get("tissue")
+    tt = TissueTable.from_record(d) if d else choose_table()
+    if tt.path is None:
+        words = TISSUE_SOURCE
+    else:
+        words = (f"Facial soft-tissue thickness over each bony landmark from the user's population table "
+                 f"{tt.path} (sha256 {tt.sha256}).")
+    stratum = ", ".join(f"{k} {v}" for k, v in (("sex", tt.sex), ("age group", tt.age_group)) if v)
+    words += f" Rows of {stratum}." if stratum else ""
+    words += f" Build: {tt.build_note()}."
+    if d and d.get("used_by_method") is False:
+        words += f" The method {record.get('method')} does not use the table."
+    return list(tt.rows), words
 
 
 def scene_of(run: dict) -> dict | None:

@@ -43,6 +43,7 @@ from ..io.run_folder import run_folder
 from ..io.slicer import write_slicer_bundle
 from ..io.volumes import file_sha256, is_volume_path
 from ..anatomy.locate import PoseSettings, locate
+from ..anatomy.tissue import TissueSettings
 from ..methods import registry
 from ..options import check_options, nested, option
 from ..dataset.fitted import PRIOR_FILE
@@ -73,6 +74,9 @@ class PredictSettings:
     size, mm_per_px : int, float
         Render grid when the method has no model to dictate it (default 256 px at 1 mm).
     pose : PoseSettings
+    tissue : TissueSettings
+        The soft-tissue thickness table (a population's own, ``--thickness-table``), the build
+        (``--build``: mean -1 SD / mean / +1 SD) and the sex and age group where the table has them.
     """
 
     method: str = option("face-model", choices=tuple(registry.names()),
@@ -88,6 +92,7 @@ class PredictSettings:
     size: int = 256
     mm_per_px: float = 1.0
     pose: PoseSettings = nested(PoseSettings, title="coarse pose (before landmarks are known)")
+    tissue: TissueSettings = nested(TissueSettings, title="soft-tissue thickness (population table, build, sex, age)")
 
     def __post_init__(self) -> None:
         check_options(self)
@@ -239,7 +244,8 @@ def predict(input_path: str | os.PathLike, out_dir: str | os.PathLike, settings:
     method = registry.METHODS[settings.method]
     if not Path(input_path).exists():
         raise InputError(input_path, "not found")
-    with run_folder(out_dir, "predict", [input_path, landmarks_path, settings.model, settings.data]) as out:
+    with run_folder(out_dir, "predict", [input_path, landmarks_path, settings.model, settings.data,
+                                         settings.tissue.thickness_table]) as out:
         return _predict(input_path, out, settings, method, landmarks_path, picture)
 
 
@@ -265,6 +271,9 @@ def _predict(input_path, out: Path, settings: PredictSettings, method, landmarks
     if prior is None:
         prior = prior_for(settings, refs)
     timings["model_s"] = time.perf_counter() - t0
+    from ..anatomy.tissue import table_of
+
+    tissue = table_of(settings.tissue)  # a bad table, or a --sex it cannot honour, fails before the slow steps
     src = read_skull(input_path, out)
     timings["read_s"] = time.perf_counter() - t0 - timings["model_s"]
     skull = src["skull"]
@@ -305,9 +314,15 @@ def _predict(input_path, out: Path, settings: PredictSettings, method, landmarks
     if method.needs_model:  # the fit on face-model's grid: with no correction trusted, its head IS face-model's
         fit_spec = spec if (refs and not settings.data) else _spec_for(settings, {}, frame.matrix, sha)
         options = {"gain": settings.correction_gain, "fit_spec": fit_spec}
+    if prior is not None and method.uses_table:  # the dense prior moved to the table's population and build
+        from ..geometry.frame import apply
+        from ..statistics.thickness_prior import for_population
+
+        head_lms = {k: apply(frame.matrix, v) for k, v in lms.points.items()}
+        prior = for_population(prior, tissue.population, head_lms, tissue.build_sd, tissue.source)
     result = registry.run_method(settings.method, spec=spec, skull_map=skull_map, skull_mesh=skull,
                                  skull_landmarks=lms.points, train_pairs=pairs, mean_map=mean, model=model,
-                                 prior=prior, **options)
+                                 prior=prior, table=tissue.rows, **options)
     timings["method_s"] = time.perf_counter() - t
     if not result.face_map.mask.any():
         raise InputError(input_path, f"method {settings.method} produced an empty face map")
@@ -342,6 +357,7 @@ def _predict(input_path, out: Path, settings: PredictSettings, method, landmarks
                   if side_grid else None),
         "landmarks": {k: v for k, v in lms.meta.items()}, "pose": loc["pose"],
         "frame": frame.to_json(), "spec": spec.to_json(), "method_info": result.record,
+        "tissue": {**tissue.record(), "used_by_method": method.uses_table},
         "truth": "truth_skin.ply" if src["truth"] is not None else None,
         "face": {"vertices": len(face.vertices), "faces": len(face.faces), "coordinates": "input's own, mm",
                  "whole_head": result.head is not None, "watertight": bool(face.is_watertight)},

@@ -3,7 +3,9 @@
 Steps: read the skull (a mesh, or a head CT extracted first, as ``predict`` does:
 `skull2face.stages.predict.read_skull`), locate its landmarks (given ones win:
 `skull2face.anatomy.locate.locate`), move each skull landmark with a skin partner out along its
-bone normal by its published thickness (`skull2face.superimposition.register.soft_tissue_points`),
+bone normal by its mean thickness (`skull2face.superimposition.register.soft_tissue_points`; the
+bundled Hona & Stephan 2024 table, or a population's own with ``--thickness-table``, shifted by
+``--build``: `skull2face.anatomy.tissue.choose_table`, recorded as ``tissue``),
 read the photo and its landmarks (`skull2face.io.photo`), solve the camera that projects the
 soft-tissue points onto the photo's landmarks (`skull2face.superimposition.register.solve_camera`),
 measure each pair's error in px and in mm at the face, and grade the fit
@@ -40,6 +42,7 @@ import numpy as np
 from .. import __version__
 from ..anatomy.locate import PoseSettings, locate
 from ..anatomy.names import BONE_TO_SKIN
+from ..anatomy.tissue import TissueSettings, table_of
 from ..errors import InputError
 from ..geometry.frame import head_frame
 from ..geometry.normals import HEAD_CENTRE
@@ -71,6 +74,9 @@ class SuperimposeSettings:
     picture : bool
         Write ``overlay.png`` and ``side_by_side.png``.
     pose : PoseSettings
+    tissue : TissueSettings
+        The thickness table of the soft-tissue points and the face (a population's own), the
+        build, sex and age group, as ``predict`` takes them.
     """
 
     focal_px: float | None = option(None, metavar="PX", above=0,
@@ -80,6 +86,7 @@ class SuperimposeSettings:
                                    "(side_by_side.png, face.ply; a few seconds)")
     picture: bool = option(True, help="write overlay.png and side_by_side.png")
     pose: PoseSettings = nested(PoseSettings, title="coarse pose (before landmarks are known)")
+    tissue: TissueSettings = nested(TissueSettings, title="soft-tissue thickness (population table, build, sex, age)")
 
     def __post_init__(self) -> None:
         check_options(self)
@@ -141,7 +148,7 @@ def superimpose(skull_path: str | os.PathLike, photo_path: str | os.PathLike, ou
     if photo_landmarks_path is None:
         raise InputError(photo_path, NO_DETECTOR)
     paths = {"skull": skull_path, "photo": photo_path, "photo_landmarks": photo_landmarks_path,
-             "skull_landmarks": landmarks_path}
+             "skull_landmarks": landmarks_path, "thickness_table": settings.tissue.thickness_table}
     for p in paths.values():
         if p is not None and not Path(p).exists():
             raise InputError(p, "not found")
@@ -162,6 +169,7 @@ def _superimpose(paths: dict, out: Path, settings: SuperimposeSettings) -> dict:
     t0 = time.perf_counter()
     timings = {}
     inputs = _inputs(paths)
+    tissue = table_of(settings.tissue)  # a bad table, or a --sex it cannot honour: refused before the work
     photo = read_photo(photo_path)
     size = (photo.shape[1], photo.shape[0])
     photo_lms = read_photo_landmarks(photo_landmarks_path, size)
@@ -179,7 +187,8 @@ def _superimpose(paths: dict, out: Path, settings: SuperimposeSettings) -> dict:
     timings["skull_s"] = time.perf_counter() - t
 
     t = time.perf_counter()
-    targets = soft_tissue_points(skull.vertices, skull.faces, lms, frame.to_input(np.asarray(HEAD_CENTRE)))
+    targets = soft_tissue_points(skull.vertices, skull.faces, lms, frame.to_input(np.asarray(HEAD_CENTRE)),
+                                 table=tissue.rows)
     used, unused = _pairs(targets, photo_lms, Path(photo_landmarks_path))
     obj = np.array([targets[k][0] for k in used])
     img = np.array([photo_lms[k] for k in used])
@@ -203,7 +212,7 @@ def _superimpose(paths: dict, out: Path, settings: SuperimposeSettings) -> dict:
             # the face-model fit without a measured prior (the skull + 6 mm as a lower bound):
             # no model file to read, so the side-by-side stays quick
             spec = RenderSpec(frame=frame.matrix, centre=HEAD_MAP_CENTRE)
-            face = fit_to_skull(skull, lms, spec, dense_target(render(skull, spec), "map"))
+            face = fit_to_skull(skull, lms, spec, dense_target(render(skull, spec), "map"), table=tissue.rows)
             save_mesh(face, out / "face.ply")
             face_note = "face-model method (ICT-FaceKit head fitted to the skull)"
         except ValueError as exc:  # too few skull landmarks with skin partners for the model
@@ -250,8 +259,9 @@ def _superimpose(paths: dict, out: Path, settings: SuperimposeSettings) -> dict:
         "inputs": {**inputs, "skull": {**inputs["skull"], "kind": src["kind"]},
                    "photo": {**inputs["photo"], "size_px": list(size)}},
         "skull_landmarks": {k: v for k, v in lms.meta.items()}, "pose": loc["pose"],
-        "soft_tissue_rule": "skull landmark + published mean thickness (Hona & Stephan 2024) along the outward "
-                            "bone normal (statistics.face_model.landmark_targets)",
+        "soft_tissue_rule": "skull landmark + the table's mean thickness (build-shifted; see tissue) along the "
+                            "outward bone normal (statistics.face_model.landmark_targets)",
+        "tissue": tissue.record(),
         "camera": {**camera.to_json(), "face_distance_mm": round(z, 1),
                    "mm_per_px_at_face": round(z / camera.focal_px, 4), "solve": solve_info},
         "landmarks": table, "unused_photo_landmarks": unused,
