@@ -45,6 +45,7 @@ import trimesh
 from scipy import ndimage, sparse
 
 from ..errors import InputError
+from ..geometry.adjacency import adjacency
 from .landmark_set import LandmarkSet
 from .names import BONE_TO_SKIN
 
@@ -210,13 +211,6 @@ def bone_depth(prof: np.ndarray, step_mm: float = STEP_MM) -> np.ndarray:
     return out
 
 
-def _neighbour_matrix(mesh: trimesh.Trimesh) -> sparse.csr_matrix:
-    e = mesh.edges_unique
-    n = len(mesh.vertices)
-    a = sparse.coo_matrix((np.ones(len(e)), (e[:, 0], e[:, 1])), shape=(n, n))
-    return (a + a.T).tocsr()
-
-
 def clean_depths(mesh: trimesh.Trimesh, depth: np.ndarray, rings: int = 2) -> np.ndarray:
     """A median filter of the depths over each vertex's ``rings``-ring, then a 1-ring mean.
 
@@ -233,7 +227,7 @@ def clean_depths(mesh: trimesh.Trimesh, depth: np.ndarray, rings: int = 2) -> np
     -------
     numpy.ndarray, shape (n,), mm, NaN for none
     """
-    one = _neighbour_matrix(mesh) + sparse.identity(len(depth), format="csr")
+    one = adjacency(mesh.faces, len(mesh.vertices)) + sparse.identity(len(depth), format="csr")
     adj = one
     for _ in range(rings - 1):
         adj = (adj @ one).sign().tocsr()
@@ -319,7 +313,7 @@ def no_bone_zones(vertices: np.ndarray, face: dict[str, np.ndarray]) -> tuple[np
 
 def _smooth_normals(mesh: trimesh.Trimesh, iterations: int = 4) -> np.ndarray:
     nrm = np.asarray(mesh.vertex_normals, dtype=np.float64)
-    one = _neighbour_matrix(mesh) + sparse.identity(len(nrm), format="csr")
+    one = adjacency(mesh.faces, len(mesh.vertices)) + sparse.identity(len(nrm), format="csr")
     for _ in range(iterations):
         nrm = one @ nrm
         nrm /= np.maximum(np.linalg.norm(nrm, axis=1, keepdims=True), 1e-12)

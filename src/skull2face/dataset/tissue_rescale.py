@@ -24,9 +24,9 @@ from typing import Any
 import igl
 import numpy as np
 import trimesh
-from scipy import sparse
 
 from ..anatomy import names
+from ..geometry.adjacency import neighbour_mean
 from ..geometry.interpolate import as_points, shepard
 
 # --------------------------------------------------------------------------------------------
@@ -114,17 +114,6 @@ def finite_landmarks(points: Mapping[str, Any] | None) -> dict[str, np.ndarray]:
     return out
 
 
-def _vertex_neighbour_mean(faces: np.ndarray, n: int) -> sparse.csr_matrix:
-    """Row-stochastic ``(n, n)`` matrix averaging each vertex's mesh neighbours."""
-    i = np.concatenate([faces[:, 0], faces[:, 1], faces[:, 2], faces[:, 1], faces[:, 2], faces[:, 0]])
-    j = np.concatenate([faces[:, 1], faces[:, 2], faces[:, 0], faces[:, 0], faces[:, 1], faces[:, 2]])
-    adj = sparse.csr_matrix((np.ones(len(i)), (i, j)), shape=(n, n))
-    adj.data[:] = 1.0  # an edge shared by two faces counts once
-    deg = np.asarray(adj.sum(axis=1)).ravel()
-    deg[deg == 0] = 1.0  # unreferenced vertices keep their own value (row stays zero)
-    return sparse.diags(1.0 / deg) @ adj
-
-
 def _smoothed_vectors(skin_v: np.ndarray, skin_f: np.ndarray, vectors: np.ndarray,
                       lengths: np.ndarray, smooth_mm: float) -> np.ndarray:
     """Thickness vectors (n, 3) diffused over the skin mesh with SD ``smooth_mm`` (mm).
@@ -140,7 +129,7 @@ def _smoothed_vectors(skin_v: np.ndarray, skin_f: np.ndarray, vectors: np.ndarra
     # after k steps on a surface; choose k for the requested SD (bounded for very fine meshes,
     # where the smoothing then falls short of smooth_mm).
     steps = int(min(_MAX_SMOOTH_STEPS, math.ceil(4.0 * (smooth_mm / max(edge, 1e-9)) ** 2)))
-    mean = _vertex_neighbour_mean(skin_f, len(skin_v))
+    mean = neighbour_mean(skin_f, len(skin_v))
     u = vectors
     for _ in range(steps):
         u = 0.5 * u + 0.5 * (mean @ u)

@@ -19,11 +19,12 @@ HEATMAP_MAX_MM = 5.0
 
 
 def _error_view(mesh: trimesh.Trimesh, err: np.ndarray, face_in: np.ndarray, frame: np.ndarray | None,
-                look_head: np.ndarray, up_head: np.ndarray, focus: np.ndarray, px: int) -> np.ndarray:
+                look_head: np.ndarray, up_head: np.ndarray, focus: np.ndarray, px: int,
+                vmax: float = HEATMAP_MAX_MM) -> np.ndarray:
     """Orthographic ray-cast picture (px, px, 3) float in 0..1 of the truth coloured by error.
 
     Pixels whose ray hits a region triangle get the colour of the barycentric-interpolated
-    vertex error (0..`HEATMAP_MAX_MM`), others grey; Lambert shading from the camera side; the
+    vertex error (0..``vmax``, default `HEATMAP_MAX_MM`), others grey; Lambert shading from the camera side; the
     region's outline is drawn dark.
     """
     import matplotlib
@@ -56,7 +57,7 @@ def _error_view(mesh: trimesh.Trimesh, err: np.ndarray, face_in: np.ndarray, fra
         bary = barycentric(v, f, tri, np.asarray(loc, dtype=np.float64))
         e = np.einsum("ij,ij->i", bary, err[f[tri]])
         cmap = matplotlib.colormaps["viridis"]
-        colour = cmap(np.clip(e / HEATMAP_MAX_MM, 0.0, 1.0))[:, :3]
+        colour = cmap(np.clip(e / vmax, 0.0, 1.0))[:, :3]
         inside = face_in[tri]
         colour[~inside] = 0.62
         img[ray] = colour * lum[:, None]
@@ -115,3 +116,54 @@ def heatmap_figure(truth: trimesh.Trimesh, error_mm: np.ndarray, region: FaceReg
     fig.text(0.01, 0.01, "grey: outside the scored face region (dark line: its outline)", fontsize=8)
     return fig
 
+
+def value_heatmap_figure(mesh: trimesh.Trimesh, values_mm: np.ndarray, frame: np.ndarray | None, title: str,
+                         label: str, vmax: float | None = None, px: int = 420):
+    """Front and left-side pictures of a mesh coloured by a per-vertex value in mm (e.g. the
+    predicted face's uncertainty), the face part only (in front of the ears: head-frame
+    z > -60 mm and y > -130 mm), the rest grey.
+
+    Parameters
+    ----------
+    mesh : trimesh.Trimesh
+        Vertices in mm.
+    values_mm : numpy.ndarray, shape (n_vertices,), mm
+    frame : numpy.ndarray, shape (4, 4) or None
+        Input -> head frame (None: the mesh is in the head frame already).
+    title, label : str
+        Above the pictures; the colour bar's label.
+    vmax : float, optional
+        Top of the colour scale, mm; default the 95th percentile over the face part, rounded up.
+    px : int
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
+    from ..geometry.frame import apply
+
+    v, f = mesh_arrays(mesh)
+    head = apply(frame, v) if frame is not None else v
+    part = (head[:, 2] > -60.0) & (head[:, 1] > -130.0)
+    face_in = part[f].all(axis=1)
+    vals = np.asarray(values_mm, np.float64)
+    if vmax is None:
+        vmax = float(np.ceil(np.percentile(vals[part], 95))) if part.any() else float(np.nanmax(vals))
+    vmax = max(vmax, 1.0)
+    focus = v[part] if part.any() else v
+    views = (("front", np.array([0.0, 0.0, -1.0]), np.array([0.0, 1.0, 0.0])),
+             ("subject's left side", np.array([-1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0])))
+    fig = new_figure((11.5, 6.0))
+    axes = fig.subplots(1, 2)
+    for ax, (name, look, up) in zip(axes, views):
+        ax.imshow(_error_view(mesh, vals, face_in, frame, look, up, focus, px, vmax))
+        ax.set_title(name, fontsize=12)
+        ax.axis("off")
+    cb = fig.colorbar(ScalarMappable(cmap="viridis", norm=Normalize(0.0, vmax)), ax=list(axes), fraction=0.035,
+                      pad=0.02, extend="max")
+    cb.set_label(label)
+    fig.suptitle(title, fontsize=12)
+    return fig

@@ -266,3 +266,35 @@ def prediction_figure(skull: trimesh.Trimesh, face: trimesh.Trimesh, truth: trim
         ax.axis("off")
     fig.tight_layout()
     return fig
+
+
+def samples_figure(heads: list[trimesh.Trimesh], frame: np.ndarray | None = None, columns: int = 5,
+                   px: int = 260):
+    """Contact sheet of plausible faces: each head from the front, numbered as its file.
+
+    Parameters
+    ----------
+    heads : list of trimesh.Trimesh
+        Whole heads, input coordinates, mm (``predict --samples``).
+    frame : numpy.ndarray, shape (4, 4), optional
+        Input -> head frame, so every face looks out of the page; None: LPS input.
+    columns : int
+    px : int
+        Side of each picture, pixels.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    look, up = (head_views(frame) if frame is not None else VIEWS)["front"]
+    rows = max(1, int(np.ceil(len(heads) / columns)))
+    cols = min(columns, max(1, len(heads)))
+    fig = new_figure((2.6 * cols, 2.9 * rows))
+    axes = np.atleast_1d(fig.subplots(rows, cols)).reshape(-1)
+    for i, ax in enumerate(axes):
+        ax.axis("off")
+        if i < len(heads):
+            ax.imshow(shade([heads[i]], [(0.93, 0.75, 0.62)], look, up, px=px))
+            ax.set_title(f"face_{i + 1:02d}", fontsize=12)
+    fig.tight_layout()
+    return fig

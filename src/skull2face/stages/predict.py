@@ -55,6 +55,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+SAMPLED_METHODS = ("face-model", "skull2face")
+"""Methods whose face is the fitted head model, so that plausible heads can be drawn around it."""
+MAX_SAMPLES = 200
+"""More samples than this add nothing to a 5-95 % band and cost minutes."""
+
+
 @dataclass
 class PredictSettings:
     """How to predict.
@@ -77,6 +83,11 @@ class PredictSettings:
     tissue : TissueSettings
         The soft-tissue thickness table (a population's own, ``--thickness-table``), the build
         (``--build``: mean -1 SD / mean / +1 SD) and the sex and age group where the table has them.
+    samples : int
+        Also draw this many plausible whole heads and the uncertainty map
+        (`skull2face.statistics.face_samples`; methods with a fitted head only).
+    seed : int
+        Seed of the samples.
     """
 
     method: str = option("face-model", choices=tuple(registry.names()),
@@ -93,11 +104,21 @@ class PredictSettings:
     mm_per_px: float = 1.0
     pose: PoseSettings = nested(PoseSettings, title="coarse pose (before landmarks are known)")
     tissue: TissueSettings = nested(TissueSettings, title="soft-tissue thickness (population table, build, sex, age)")
+    samples: int = option(0, minimum=0, metavar="N",
+                          help="also draw N plausible whole heads consistent with the skull (samples/face_XX.ply, "
+                               "samples.png) and the face's uncertainty map (uncertainty.ply, uncertainty.png): "
+                               "face-model and skull2face only")
+    seed: int = option(0, metavar="SEED", help="seed of --samples (the same seed draws the same heads)")
 
     def __post_init__(self) -> None:
         check_options(self)
         if self.correction_gain is not None and self.correction_gain > 1.0:
             raise ValueError(f"correction_gain must be <= 1, got {self.correction_gain}")
+        if self.samples and self.method not in SAMPLED_METHODS:
+            raise ValueError(f"--samples needs a method with a fitted whole head ({', '.join(SAMPLED_METHODS)}), "
+                             f"not {self.method}")
+        if self.samples > MAX_SAMPLES:
+            raise ValueError(f"--samples must be <= {MAX_SAMPLES}, got {self.samples}")
 
 
 def default_model_path() -> Path:
@@ -340,6 +361,15 @@ def _predict(input_path, out: Path, settings: PredictSettings, method, landmarks
     save_depthmap(skull_map, out / "skull_map")
     write_landmarks(lms, out / "skull_landmarks.json")
     timings["mesh_s"] = time.perf_counter() - t
+    drawn = None
+    if settings.samples:
+        t = time.perf_counter()
+        from .predict_samples import write_samples
+
+        drawn = write_samples(out, face, skull, lms.points, options.get("fit_spec", spec), prior, tissue.rows,
+                         settings, frame.matrix, picture)
+        outputs.update(drawn.pop("outputs"))
+        timings["samples_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
     if picture:
         from ..report.pictures import prediction_figure, save_png
@@ -358,6 +388,7 @@ def _predict(input_path, out: Path, settings: PredictSettings, method, landmarks
         "landmarks": {k: v for k, v in lms.meta.items()}, "pose": loc["pose"],
         "frame": frame.to_json(), "spec": spec.to_json(), "method_info": result.record,
         "tissue": {**tissue.record(), "used_by_method": method.uses_table},
+        "samples": drawn,
         "truth": "truth_skin.ply" if src["truth"] is not None else None,
         "face": {"vertices": len(face.vertices), "faces": len(face.faces), "coordinates": "input's own, mm",
                  "whole_head": result.head is not None, "watertight": bool(face.is_watertight)},
@@ -374,4 +405,9 @@ def echo(record: dict) -> str:
     line = (f"{record['method']}: face with {record['face']['vertices']} vertices in "
             f"{record['timings']['total_s']:.2f} s; wrote {', '.join(record['outputs'].values())} and predict.json")
     inferred = (record.get("method_info") or {}).get("inferred_without_bone") or []
+    drawn = record.get("samples")
+    if drawn:
+        line += (f"\n{drawn['n']} plausible heads in samples/ (seed {drawn['seed']}); uncertainty of the face: "
+                 f"median SD {drawn['face_sd_mm']['median']:.1f} mm, median 90 % band {drawn['face_band_mm']['median']:.1f} mm"
+                 " (uncertainty.ply, uncertainty.png)")
     return "\n".join([line] + (["inferred without bone:"] + [f"  - {x}" for x in inferred] if inferred else []))

@@ -268,16 +268,19 @@ def _dense_weights(signed: np.ndarray, two_sided: bool) -> np.ndarray:
 
 def fit_head_model(model: HeadModel, targets: Mapping[str, tuple[Any, float]], surface: Any = None,
                    initial_pose: Any = None, n_modes: int | None = None, iterations: int = ITERATIONS,
-                   info: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+                   info: dict | None = None, initial_w: Any = None,
+                   prior_mean: Any = None) -> tuple[np.ndarray, np.ndarray]:
     """Fit pose and identity of the model to landmark targets and (optionally) a surface.
 
     Minimises, over a rigid ``T`` (rotation and translation, never scale) and ``w``::
 
         sum_l |T(x_l(w)) - y_l|^2 / sd_l^2                        (landmarks)
       + sum_i c_i (n_i . (T(x_i(w)) - q_i))^2 / sd_i^2           (dense, face part, point-to-plane)
-      + PRIOR_WEIGHT |w|^2
+      + PRIOR_WEIGHT |w - w0|^2
 
-    where ``x(w) = neutral + sum_k w_k modes[k]``, ``q_i`` is the point of ``surface`` paired
+    where ``w0`` is ``prior_mean`` (zero: the model's mean head; a draw from the prior makes
+    the fit one sample of a perturb-and-MAP posterior, `skull2face.statistics.face_samples`),
+    ``x(w) = neutral + sum_k w_k modes[k]``, ``q_i`` is the point of ``surface`` paired
     with model vertex ``i`` (`MeshSurface.pairs`, `MapSurface.pairs`), ``n_i`` its outward
     normal and ``sd_i`` its SD, ``c_i`` the weights of `_dense_weights` times
     `DENSE_EFFECTIVE_POINTS` over the number of pairs (neighbouring residuals are correlated).
@@ -304,6 +307,10 @@ def fit_head_model(model: HeadModel, targets: Mapping[str, tuple[Any, float]], s
         Alternations.
     info : dict, optional
         Filled with the fit's record (landmark residuals in mm, |w|, rotation from the start).
+    initial_w : array_like (K,), optional
+        Coefficients to start from (a warm start); default zero.
+    prior_mean : array_like (K,), optional
+        ``w0`` of the ridge prior; default zero.
 
     Returns
     -------
@@ -320,7 +327,8 @@ def fit_head_model(model: HeadModel, targets: Mapping[str, tuple[Any, float]], s
     wl = np.array([1.0 / float(targets[k][1]) ** 2 for k in names])
     K = model.modes.shape[0] if n_modes is None else int(n_modes)
     modes = model.modes[:K]
-    w = np.zeros(K)
+    w = np.zeros(K) if initial_w is None else np.asarray(initial_w, dtype=np.float64).reshape(-1)[:K].copy()
+    w0 = np.zeros(K) if prior_mean is None else np.asarray(prior_mean, dtype=np.float64).reshape(-1)[:K]
     pose = rigid_fit(model.neutral[ids], y, wl) if initial_pose is None else np.asarray(initial_pose, float)
     start = pose.copy()
     dense = _front_vertices(model)
@@ -356,7 +364,7 @@ def fit_head_model(model: HeadModel, targets: Mapping[str, tuple[Any, float]], s
                 rhs.append(np.einsum("pd,pd->p", q[use] - model.neutral[dense][use] @ r.T - t, n_u) * sw[:, 0])
         a = np.concatenate(rows)
         b = np.concatenate(rhs)
-        sol = np.linalg.solve(a.T @ a + np.diag(reg), a.T @ b)
+        sol = np.linalg.solve(a.T @ a + np.diag(reg), a.T @ b + np.concatenate([PRIOR_WEIGHT * w0, np.zeros(6)]))
         w, omega, dt = sol[:K], sol[K:K + 3], sol[K + 3:]
         rd = Rotation.from_rotvec(omega).as_matrix()
         new = np.eye(4)
