@@ -12,6 +12,7 @@ heavy faces (thickness at mean -1 / 0 / +1 SD) per head.
 
     python benchmarks/heads_loho.py --out runs/loho
     python benchmarks/uncertainty_calibration.py --loho runs/loho [--variant face-model-ct] [--n 20]
+    python benchmarks/uncertainty_calibration.py --loho runs/loho --builds
 
 ``--variant face-model-ct``: the prior of the other CT heads only (what the shipped model has);
 ``face-model``: the prior of every other real head.
@@ -63,6 +64,42 @@ def one_head(fold: Path, head_dir: Path, n: int, seed: int, scales: list[float],
     return out
 
 
+def builds(root: Path, variant: str) -> None:
+    """Accuracy of the lean / average / heavy faces per held-out head (``predict --build``),
+    scored like ``benchmarks/heads_loho.py`` scores its folds."""
+    from skull2face.anatomy.tissue import TissueSettings
+    from skull2face.stages.evaluate import evaluate
+    from skull2face.stages.predict import PredictSettings, predict
+
+    names = ("lean", "average", "heavy")
+    table = {}
+    for fold in sorted((root / "folds").glob(f"*/{variant}")):
+        name, head = fold.parent.name, root / "heads" / fold.parent.name
+        if not (fold / "evaluate" / "evaluate.json").exists():
+            continue
+        row = {}
+        for build in names:
+            out = root / "builds" / name / build
+            ev = out / "evaluate" / "evaluate.json"
+            if not ev.exists():
+                predict(head / "skull.ply", out / "predict", PredictSettings(data=str(fold / "data"),
+                        tissue=TissueSettings(build=build)), landmarks_path=head / "skull_landmarks.json",
+                        picture=False)
+                lms = head / "skin_landmarks.json"
+                evaluate(out / "predict" / "face.ply", head / "skin.ply", out / "evaluate",
+                         landmarks_path=lms if lms.exists() else None)
+            tp = json.loads(ev.read_text())["truth_to_prediction"]
+            row[build] = (tp["rmse_mm"], tp["share_within_2.5mm"], tp["signed_mean_mm"])
+        table[name] = row
+        print(f"{name[:24]:<24} " + "   ".join(f"{b} {r:.2f} mm / {100 * w:.0f} % ({s:+.1f})"
+                                              for b, (r, w, s) in row.items()), flush=True)
+    print(f"\nRMSE mm / % within 2.5 mm (signed mean mm, + = face too far out) per build ({variant} prior):")
+    for b in names:
+        print(f"  {b:<8} mean RMSE {np.mean([t[b][0] for t in table.values()]):.2f} mm, within 2.5 mm "
+              f"{100 * np.mean([t[b][1] for t in table.values()]):.1f} %; best build on "
+              f"{sum(min(t, key=lambda k: t[k][0]) == b for t in table.values())} of {len(table)} heads")
+
+
 def main(argv: list[str] | None = None) -> None:
     from skull2face.statistics.face_samples import CORRELATION_MM, GLOBAL_SHARE, SD_CALIBRATION
 
@@ -77,8 +114,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--correlation-mm", type=float, default=CORRELATION_MM)
     ap.add_argument("--global-share", type=float, default=GLOBAL_SHARE)
     ap.add_argument("--json", default=None, help="also write the figures here")
+    ap.add_argument("--builds", action="store_true",
+                    help="instead: the accuracy of the lean / average / heavy faces per held-out head")
     a = ap.parse_args(argv)
     root = Path(a.loho)
+    if a.builds:
+        builds(root, a.variant)
+        return
     runs = {}
     for fold in sorted((root / "folds").glob(f"*/{a.variant}")):
         name = fold.parent.name

@@ -168,6 +168,12 @@ def test_demo_quick_end_to_end(tmp_path, capsys):
     assert (slicer / "skull2face.mrml").is_file() and (slicer / "skull_landmarks.mrk.json").is_file()
     assert (tmp_path / "demo" / "predict" / "skull2face" / "face.glb").is_file()
     assert set(summary["rows"]) == {"skull2face", "tissue-depth", "mean-face", "nearest-skull", "envelope", "face-model"}
+    # the headline face's range: plausible heads, its band scored against the true skin, both in the report
+    drawn = json.loads((tmp_path / "demo" / "predict" / "face-model" / "predict.json").read_text())["samples"]
+    assert drawn["n"] == 20 and (tmp_path / "demo" / "predict" / "face-model" / "uncertainty.ply").is_file()
+    band = json.loads((tmp_path / "demo" / "evaluate" / "face-model" / "evaluate.json").read_text())["band"]
+    assert 0.0 <= band["inside"] <= 1.0 and abs(band["inside"] + band["below"] + band["above"] - 1.0) < 1e-3
+    assert "A range of plausible faces" in page and "lies inside the 5-95 % band" in page
     # the demo's run measured its fold, and its model file trusts no correction (its only fold
     # is the head it predicts): skull2face is the face-model head, bit for bit
     import torch

@@ -113,6 +113,8 @@ def context_from_dirs(dirs: list[str | Path], title: str | None = None, settings
                 hashes[f"landmarks ({Path(given['path']).name})"] = given["sha256"]
             subject = subject or Path(rec["input"]["path"]).name
             m["summary"] = f"{rec['method']}: {rec['face']['vertices']} vertices in {rec['timings']['total_s']:.2f} s"
+            if rec.get("samples"):  # predict --samples: the plausible heads and the uncertainty map
+                m["samples"] = samples_of(d, rec)
         if (d / "evaluate.json").is_file():
             rec = _read(d / "evaluate.json")
             pred = Path(rec.get("inputs", {}).get("prediction", {}).get("path", "")) if isinstance(rec.get("inputs"), dict) else Path("")
@@ -122,6 +124,8 @@ def context_from_dirs(dirs: list[str | Path], title: str | None = None, settings
             runs.setdefault(name, {})["evaluate"] = d
             m = methods.setdefault(name, {})
             m["metrics"] = rec["truth_to_prediction"]
+            if rec.get("band"):
+                m["band"] = rec["band"]
             if (d / "heatmap.png").is_file():
                 m["heatmap"] = str(d / "heatmap.png")
             region = region or rec.get("region")
@@ -170,6 +174,16 @@ def tissue_of(record: dict | None) -> tuple[list, str]:
     return list(tt.rows), words
 
 
+def samples_of(d: Path, rec: dict) -> dict:
+    """What the report shows of ``predict --samples`` (`skull2face.stages.predict_samples`): the
+    record's figures and the pictures' paths (None where missing)."""
+    drawn, outs = rec["samples"], rec.get("outputs", {})
+    pics = {k: (str(d / outs[k]) if outs.get(k) and (d / outs[k]).is_file() else None)
+            for k in ("samples_picture", "uncertainty_picture")}
+    return {**{k: drawn.get(k) for k in ("n", "seed", "sd_scale", "face_sd_mm", "face_band_mm", "band_percent",
+                                         "calibration")}, **pics}
+
+
 def scene_of(run: dict) -> dict | None:
     """Mesh paths of the 3D view for one method's run (see `skull2face.report.scene3d.layers_from_files`)."""
     d, rec = run.get("predict"), run.get("record")
@@ -180,6 +194,8 @@ def scene_of(run: dict) -> dict | None:
         skull = None
     scene = {"skull": str(skull) if skull and skull.is_file() else None, "face": str(d / "face.ply"),
              "frame": (rec.get("frame") or {}).get("matrix"), "method": rec.get("method")}
+    if rec.get("samples") and (d / "uncertainty.ply").is_file():
+        scene["uncertainty"] = str(d / "uncertainty.ply")
     ev = run.get("evaluate")
     if ev is not None and (ev / "error_on_truth.ply").is_file():
         scene["error_mesh"] = str(ev / "error_on_truth.ply")

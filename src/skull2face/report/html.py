@@ -147,6 +147,31 @@ def _figure(path: Any, caption: str, wide: bool = False) -> str:
             f'<img src="{uri}" alt="{_e(caption)}"></label><figcaption>{_e(caption)}</figcaption></figure>')
 
 
+def samples_html(drawn: Mapping[str, Any], method: str, band: Mapping[str, Any] | None = None) -> str:
+    """The section on ``predict --samples``: how many plausible heads, how uncertain the face
+    is, the calibration, how much of the true skin the band holds (``band``: evaluate's record,
+    where there is a truth), the contact sheet and the uncertainty heat map."""
+    sd, width = drawn.get("face_sd_mm") or {}, drawn.get("face_band_mm") or {}
+    lo, hi = (drawn.get("band_percent") or [5, 95])[:2]
+    text = (f"The skull leaves the face open: {drawn.get('n')} plausible whole heads consistent with it were drawn "
+            f"around the {method} face (seed {drawn.get('seed')}; files samples/face_XX.ply). Over the face, "
+            f"the predicted surface is uncertain by a median SD of {_number(sd.get('median')) or 0:.1f} mm "
+            f"(95th percentile {_number(sd.get('p95')) or 0:.1f} mm); the median width of its {lo:g}-{hi:g} % band "
+            f"is {_number(width.get('median')) or 0:.1f} mm. Per point, uncertainty.ply holds sd_mm, p05_mm and "
+            f"p95_mm (scalar fields in MeshLab, CloudCompare or ParaView). Calibration: "
+            f"{drawn.get('calibration') or 'none recorded'}.")
+    if band and _number(band.get("inside")) is not None:
+        regions = ", ".join(f"{k} {100 * v['inside']:.0f} %" for k, v in (band.get("regions") or {}).items()
+                            if v and _number(v.get("inside")) is not None)
+        text += (f" Against this head's true skin: {100 * band['inside']:.0f} % of the face region lies inside the "
+                 f"{lo:g}-{hi:g} % band" + (f" ({regions})" if regions else "") + ".")
+    gallery = [_figure(drawn.get("samples_picture"), f"{drawn.get('n')} plausible faces of this skull, from the front"),
+               _figure(drawn.get("uncertainty_picture"), "uncertainty of the predicted face: the SD over the "
+                       "plausible heads, along the surface normal (mm)", wide=True)]
+    return ('<h2 id="samples">A range of plausible faces</h2>'
+            f'<p class="explain">{_e(text)}</p><div class="gallery">{"".join(g for g in gallery if g)}</div>')
+
+
 def _number(value: Any) -> float | None:
     try:
         v = float(value)
@@ -263,6 +288,8 @@ def render_html(context: Mapping[str, Any], for_print: bool = False) -> str:
     if context.get("truth_picture"):
         gallery.append(_figure(context["truth_picture"], "true face (for evaluation only)"))
     parts.append('<div class="gallery">' + "".join(g for g in gallery if g) + "</div>")
+    if main_entry.get("samples"):
+        parts.append(samples_html(main_entry["samples"], main, main_entry.get("band")))
     if for_print and context.get("views"):
         parts.append("<h2>Front, side and three-quarter views</h2>")
         parts.append('<div class="gallery">' + "".join(_figure(p, c) for c, p in context["views"].items()) + "</div>")

@@ -51,6 +51,10 @@ class Layer:
         Initial opacity, 0..1.
     visible : bool
         Shown when the page opens.
+    scale_max_mm : float or None
+        Top of this layer's colour scale (mm); None: the view's error scale.
+    value : str
+        What the colours show, for the switch ("error", "uncertainty (SD)").
     """
 
     name: str
@@ -59,6 +63,8 @@ class Layer:
     error_mm: np.ndarray | None = None
     opacity: float = 1.0
     visible: bool = True
+    scale_max_mm: float | None = None
+    value: str = "error"
 
 
 def layers_from_files(scene: Mapping[str, Any]) -> list[Layer]:
@@ -92,6 +98,14 @@ def layers_from_files(scene: Mapping[str, Any]) -> list[Layer]:
         layers.append(Layer("truth", "true skin", truth, error_mm=err, visible=False))
     elif scene.get("truth"):
         layers.append(Layer("truth", "true skin", load_mesh(scene["truth"]), visible=False))
+    if scene.get("uncertainty"):  # predict --samples: the predicted face coloured by its SD
+        from ..io.error_mesh import read_scalar_ply
+
+        head, values = read_scalar_ply(scene["uncertainty"])
+        sd = values["sd_mm"]
+        layers.append(Layer("uncertainty", "predicted face, coloured by its uncertainty", head, error_mm=sd,
+                            visible=False, scale_max_mm=float(max(1.0, np.ceil(np.percentile(sd, 95)))),
+                            value="uncertainty (SD)"))
     return layers
 
 
@@ -164,7 +178,8 @@ def scene_glb(layers: list[Layer], error_max_mm: float) -> bytes:
         mesh, err = decimate(layer.mesh, MAX_FACES.get(layer.name, 40_000), layer.error_mm)
         mesh = trimesh.Trimesh(np.asarray(mesh.vertices, np.float32), np.asarray(mesh.faces), process=False)
         if err is not None:
-            mesh.visual = trimesh.visual.ColorVisuals(mesh, vertex_colors=error_colours(err, error_max_mm))
+            top = layer.scale_max_mm or error_max_mm
+            mesh.visual = trimesh.visual.ColorVisuals(mesh, vertex_colors=error_colours(err, top))
         scene.add_geometry(mesh, geom_name=layer.name, node_name=layer.name)
     return trimesh.exchange.gltf.export_glb(scene, include_normals=False)
 
@@ -212,7 +227,8 @@ def section_html(layers: list[Layer], error_max_mm: float = 5.0, frame: Any = No
                        f"{e(ly.label)}</label>")
         if ly.error_mm is not None:
             toggles.append(f'<label><input type="checkbox" class="errcolour" data-layer="{e(ly.name)}" checked> '
-                           f"colour {e(ly.label)} by error (0&ndash;{error_max_mm:g} mm)</label>")
+                           f"colour {e(ly.label)} by {e(ly.value)} "
+                           f"(0&ndash;{ly.scale_max_mm or error_max_mm:g} mm)</label>")
     if any(ly.name == "face" for ly in layers):
         face = next(ly for ly in layers if ly.name == "face")
         toggles.append(f'<label>face opacity <input type="range" id="s2f-opacity" min="0" max="1" step="0.05" '

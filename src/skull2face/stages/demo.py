@@ -47,6 +47,8 @@ class DemoSettings:
     batch_size: int = 8
     seed: int = option(0, help="seed of the dataset, the weights and the data order")
     workers: int = option(2, minimum=1, help="dataset build processes")
+    samples: int = option(20, minimum=0, help="plausible heads drawn around the default method's face, with its "
+                                               "uncertainty map (predict --samples; 0: none)")
 
     def __post_init__(self) -> None:
         check_options(self)
@@ -123,7 +125,8 @@ def _demo(out: Path, settings: DemoSettings) -> dict:
     t = time.perf_counter()
     rows, evals, preds = {}, {}, {}
     for method in registry.names():
-        ps = PredictSettings(method=method, model=str(model), data=str(out / "dataset"))
+        drawn = settings.samples if method == PredictSettings().method else 0  # the headline face's range
+        ps = PredictSettings(method=method, model=str(model), data=str(out / "dataset"), samples=drawn)
         preds[method] = predict(test_ct, out / "predict" / method, ps)
     timings["predict_s"] = time.perf_counter() - t
 

@@ -131,6 +131,7 @@ def _evaluate(pred_path: Path, truth_path: Path, out: Path, landmarks_path, name
     t = time.perf_counter()
     record, per = measure(pred, truth, region)
     timings["distances_s"] = time.perf_counter() - t
+    band = _band(pred_path, pred, truth, region)
 
     t = time.perf_counter()
     ply = write_error_ply(truth, per.truth_error, per.truth_signed, region.labels, out / "error_on_truth.ply",
@@ -170,6 +171,7 @@ def _evaluate(pred_path: Path, truth_path: Path, out: Path, landmarks_path, name
         "coordinates": "the truth mesh's input coordinates, mm; region boxes in its head frame",
         "inputs": inputs,
         **record,
+        "band": band,
         "region": region.description,
         "settings": {
             "distance": "exact point-to-triangle (libigl point_mesh_squared_distance)",
@@ -197,9 +199,32 @@ def _evaluate(pred_path: Path, truth_path: Path, out: Path, landmarks_path, name
     return full
 
 
+def _band(pred_path: Path, pred: trimesh.Trimesh, truth: trimesh.Trimesh, region) -> dict | None:
+    """The share of the true skin inside the prediction's 90 % band, when ``predict --samples``
+    wrote ``uncertainty.ply`` beside the prediction for these very vertices; else None."""
+    from ..evaluation.band import band_coverage
+    from ..io.error_mesh import read_scalar_ply
+
+    path = pred_path.parent / "uncertainty.ply"
+    if not path.is_file():
+        return None
+    try:
+        head, values = read_scalar_ply(path)
+    except InputError:
+        return None
+    if (len(head.vertices) != len(pred.vertices) or "p05_mm" not in values
+            or np.abs(np.asarray(head.vertices) - np.asarray(pred.vertices)).max() > 0.01):
+        return None  # another face's band
+    cov = band_coverage(truth, region.labels, head, values["p05_mm"], values["p95_mm"], SUBREGIONS)
+    return {**cov, "file": str(path.resolve()), "band": "5-95 % of the plausible heads (predict --samples)"}
+
+
 def echo(record: dict) -> str:
     """What ``skull2face evaluate`` prints: the metrics row and the files written."""
     from ..report.tables import metrics_table
 
-    return (f"{metrics_table({'prediction': record['truth_to_prediction']})}\n"
+    band = record.get("band")
+    inside = (f"\n{100 * band['inside']:.0f} % of the true face lies inside the prediction's 90 % band "
+              f"(median width {band['width_mm']:.1f} mm)" if band else "")
+    return (f"{metrics_table({'prediction': record['truth_to_prediction']})}{inside}\n"
             f"wrote {', '.join(record['outputs'].values())}")
