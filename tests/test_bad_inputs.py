@@ -88,6 +88,25 @@ def bad(tmp_path_factory) -> Path:
     png[29:33] = struct.pack(">I", zlib.crc32(bytes(png[12:29])))  # ... and its CRC
     (d / "huge.png").write_bytes(bytes(png))
     (d / "landmarks.csv").write_text("name,x,y\ng',240,200\nn,240,250\nsn,240,380\nzy'_L,330,300\nzy'_R,150,300\n")
+    # a photo's content (issue 21): fully transparent; landmarks that cannot be a face in the photo
+    rgba = np.zeros((600, 480, 4), np.uint8)
+    rgba[..., :3] = rng.integers(0, 256, (600, 480, 3), dtype=np.uint8)  # hidden under alpha 0
+    cv2.imwrite(str(d / "transparent.png"), rgba)
+    from scipy import ndimage
+
+    smooth = ndimage.gaussian_filter(rng.standard_normal((600, 480)), 6.0)
+    half = np.clip(128 + 60 * smooth / smooth.std(), 0, 255).astype(np.uint8)
+    half[:, 240:] = 128  # the right half blank
+    cv2.imwrite(str(d / "photo.png"), np.repeat(half[..., None], 3, axis=2))
+    face = {"n": (120, 250), "en_L": (150, 270), "en_R": (90, 270), "sn": (120, 380), "me": (120, 500)}
+
+    def lms(name: str, pts: dict) -> None:
+        (d / name).write_text("name,x,y\n" + "".join(f"{k},{x},{y}\n" for k, (x, y) in pts.items()))
+
+    lms("face.csv", face)
+    lms("mirrored.csv", {**face, "en_L": face["en_R"], "en_R": face["en_L"]})
+    lms("upside_down.csv", {**face, "sn": (120, 560)})
+    lms("on_blank.csv", {k: (x + 240, y) for k, (x, y) in face.items()})
     return d
 
 
@@ -205,6 +224,15 @@ CASES = {
                           ["16-bit PNG", "8 bits per channel"], "grey16.png"),
     "photo-declares-30000-px": (["superimpose", "{IN}/skull.ply", "{IN}/huge.png", *PHOTO_LMS, "--out", "{OUT}"],
                                 ["30000 x 30000 px", "not decoded"], "huge.png"),
+    "photo-fully-transparent": (["superimpose", "{IN}/skull.ply", "{IN}/transparent.png", *PHOTO_LMS, "--out",
+                                 "{OUT}"], ["fully transparent"], "transparent.png"),
+    "photo-landmarks-mirrored": (["superimpose", "{IN}/skull.ply", "{IN}/photo.png", "--photo-landmarks",
+                                  "{IN}/mirrored.csv", "--out", "{OUT}"], ["mirrored", "en_L"], "mirrored.csv"),
+    "photo-landmarks-upside-down": (["superimpose", "{IN}/skull.ply", "{IN}/photo.png", "--photo-landmarks",
+                                     "{IN}/upside_down.csv", "--out", "{OUT}"], ["out of order"], "upside_down.csv"),
+    "photo-landmarks-on-blank": (["superimpose", "{IN}/skull.ply", "{IN}/photo.png", "--photo-landmarks",
+                                  "{IN}/on_blank.csv", "--out", "{OUT}"], ["blank where the landmarks lie"],
+                                 "on_blank.csv"),
 }
 
 

@@ -266,9 +266,80 @@ def neighbour_correlation(grey: np.ndarray) -> float:
     return float((a * b).sum() / den) if den > 0 else float("nan")
 
 
+def _over_white(path: Path, raw: np.ndarray | None, colour: np.ndarray) -> np.ndarray:
+    """A photo with an alpha channel composited over white, as image viewers show it (the colour
+    under fully transparent pixels is arbitrary: often black, or an older picture); BGR uint8.
+    A photo with no visible pixel is refused."""
+    if raw is None or raw.ndim != 3 or raw.shape[2] not in (2, 4) or raw.shape[:2] != colour.shape[:2]:
+        return colour  # no alpha after all (a CMYK TIFF), or turned: keep the plain decode
+    alpha = raw[:, :, -1:].astype(np.float64) / 255.0
+    if not np.any(alpha > 0.0):
+        raise InputError(path, "the photo is fully transparent (alpha 0 everywhere): nothing of it can be seen")
+    out = colour.astype(np.float64) * alpha + 255.0 * (1.0 - alpha)
+    return np.clip(np.round(out), 0, 255).astype(np.uint8)
+
+
+FACE_MIN_HEIGHT_PX = 32
+"""A face whose marked landmarks span fewer pixels than this from nasion to the chin cannot be
+superimposed to a millimetre (a face ~120 mm high: < 4 mm per pixel)."""
+
+
+def check_face_layout(path: str | os.PathLike, points: dict[str, np.ndarray], photo: np.ndarray) -> None:
+    """Whether a photo's landmarks can be a face seen in it: the midline runs down the face in
+    order (``g'``/``n`` above ``sn`` above ``pog'``/``gn'``/``me``), the eyes lie above the nose,
+    the subject's left lies on the image's right of the subject's right (a photo of a face, not
+    its mirror image), the face spans at least `FACE_MIN_HEIGHT_PX`, and the picture under the
+    landmarks is not blank.
+
+    Parameters
+    ----------
+    path : path-like
+        The landmark file (named in the error).
+    points : dict of str to numpy.ndarray (2,)
+        Face landmark -> pixel (x right, y down), as `read_photo_landmarks` returns.
+    photo : numpy.ndarray, shape (H, W, 3), uint8
+
+    Raises
+    ------
+    InputError
+        Naming the file and what is not face-like.
+    """
+    p = {k: np.asarray(v, np.float64) for k, v in points.items()}
+    top = next((p[k] for k in ("n", "g'") if k in p), None)
+    low = next((p[k] for k in ("me", "gn'", "pog'") if k in p), None)
+    if top is None or low is None:
+        return  # too few midline points to say which way the face runs (the solve needs its own count)
+    height = float(np.linalg.norm(low - top))
+    if height < FACE_MIN_HEIGHT_PX:
+        raise InputError(path, f"the face spans {height:.0f} px from nasion to the chin: too small to superimpose "
+                               f"(at least {FACE_MIN_HEIGHT_PX} px)")
+    down = (low - top) / height
+    right = np.array([down[1], -down[0]])  # the image's right for an upright face
+    along = {k: float((v - top) @ down) for k, v in p.items()}
+    midline = [k for k in ("g'", "n", "sn", "pog'", "gn'", "me") if k in p]
+    order = [along[k] for k in midline]
+    if any(b < a - 0.05 * height for a, b in zip(order, order[1:])):
+        raise InputError(path, "the midline landmarks are out of order down the face ("
+                               + ", ".join(f"{k} at {along[k]:.0f} px" for k in midline)
+                               + " along nasion -> chin): not the landmarks of a face in this photo")
+    for eye in ("en_L", "en_R"):
+        if eye in p and "sn" in p and not along[eye] < along["sn"]:
+            raise InputError(path, f"{eye} lies below subnasale: not the landmarks of a face in this photo")
+    if "en_L" in p and "en_R" in p and (p["en_L"] - p["en_R"]) @ right <= 0:
+        raise InputError(path, "en_L (the subject's left eye) lies on the image's left of en_R: left and right "
+                               "are swapped, or the photo is mirrored (a selfie); mirror the photo or fix the file")
+    pts = np.array(list(p.values()))
+    lo = np.clip(np.floor(pts.min(axis=0) - 0.1 * height), 0, None).astype(int)
+    hi = np.ceil(pts.max(axis=0) + 0.1 * height).astype(int)
+    patch = photo[lo[1]:hi[1] + 1, lo[0]:hi[0] + 1].astype(np.float64).mean(axis=2)
+    if patch.size and float(patch.std()) < MIN_GREY_SD:
+        raise InputError(path, "the photo is blank where the landmarks lie: not the landmarks of a face in this photo")
+
+
 def read_photo(path: str | os.PathLike) -> np.ndarray:
-    """The photo as RGB, shape (H, W, 3), uint8 (greyscale is repeated, alpha dropped; a JPEG's
-    EXIF orientation is applied, as image viewers do, so pixels match what a marker saw).
+    """The photo as RGB, shape (H, W, 3), uint8 (greyscale is repeated; an alpha channel is
+    composited over white, as viewers show it; a JPEG's EXIF orientation is applied, as image
+    viewers do, so pixels match what a marker saw).
 
     Its header is checked before any pixel is decoded (`check_photo_header`: size within
     `MIN_SIDE_PX` and `MAX_PIXELS`, 8 bits per sample), and its content after: not flat
@@ -296,6 +367,8 @@ def read_photo(path: str | os.PathLike) -> np.ndarray:
     img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     if img is None or img.size == 0:
         raise InputError(p, f"a {head.format} file OpenCV cannot decode (truncated or corrupt?)")
+    if head.format in ("PNG", "WebP"):  # an alpha channel (or a palette's transparency): what a viewer shows
+        img = _over_white(p, cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED), img)
     if sorted(img.shape[:2]) != sorted((head.width, head.height)):  # EXIF may turn it by 90 degrees
         raise InputError(p, f"decoded as {img.shape[1]} x {img.shape[0]} px, but its header declares "
                             f"{head.width} x {head.height} px (corrupt?)")
@@ -409,6 +482,6 @@ def write_photo_landmarks(points: dict[str, np.ndarray], path: str | os.PathLike
     return write_text(path, "\n".join(lines) + "\n")
 
 
-__all__ = ["MAX_PIXELS", "MIN_SIDE_PX", "MIN_NEIGHBOUR_CORRELATION", "PHOTO_SUFFIXES", "ImageHeader",
+__all__ = ["FACE_MIN_HEIGHT_PX", "check_face_layout", "MAX_PIXELS", "MIN_SIDE_PX", "MIN_NEIGHBOUR_CORRELATION", "PHOTO_SUFFIXES", "ImageHeader",
            "check_photo_header", "neighbour_correlation", "read_image_header", "read_photo",
            "read_photo_landmarks", "write_photo_landmarks"]

@@ -48,7 +48,7 @@ from ..geometry.frame import head_frame
 from ..geometry.normals import HEAD_CENTRE
 from ..io.atomic import write_json, write_text
 from ..io.landmarks import read_landmarks, write_landmarks
-from ..io.photo import read_photo, read_photo_landmarks
+from ..io.photo import check_face_layout, read_photo, read_photo_landmarks
 from ..io.run_folder import run_folder
 from ..io.volumes import file_sha256
 from ..options import check_options, nested, option
@@ -173,6 +173,7 @@ def _superimpose(paths: dict, out: Path, settings: SuperimposeSettings) -> dict:
     photo = read_photo(photo_path)
     size = (photo.shape[1], photo.shape[0])
     photo_lms = read_photo_landmarks(photo_landmarks_path, size)
+    check_face_layout(photo_landmarks_path, photo_lms, photo)
 
     t = time.perf_counter()
     src = read_skull(skull_path, out)
