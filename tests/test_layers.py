@@ -19,7 +19,7 @@ LAYERS = [  # (module prefix, layer); the longest matching prefix wins
     ("skull2face.anatomy.tissue", 1),
     ("skull2face.io", 2),
     ("skull2face.geometry", 3), ("skull2face.phantoms", 3), ("skull2face.statistics", 3),
-    ("skull2face.anatomy.detect", 4), ("skull2face.anatomy.locate", 4), ("skull2face.anatomy.mr_skull", 4), ("skull2face.anatomy.mr_extract", 4),
+    ("skull2face.anatomy.detect", 4), ("skull2face.anatomy.locate", 4), ("skull2face.anatomy.mr_skull", 4), ("skull2face.anatomy.mr_extract", 4), ("skull2face.anatomy.measurements", 4),
     ("skull2face.model", 5),
     ("skull2face.dataset", 6), ("skull2face.methods", 6), ("skull2face.training", 6), ("skull2face.evaluation", 6),
     ("skull2face.superimposition", 6),

@@ -147,6 +147,14 @@ def test_predict_samples_writes_differing_heads_and_the_uncertainty_map(tmp_path
     assert drawn["face_sd_mm"]["median"] > 0.5
     for pic in ("samples.png", "uncertainty.png"):
         assert (out / pic).stat().st_size > 10_000
+    # the report shows the range and the skull's measurements (recorded by predict too)
+    from skull2face.report.collect import context_from_dirs
+    from skull2face.report.html import render_html
+
+    assert next(r for r in rec["measurements"] if r["key"] == "ZYB")["mm"] > 100
+    page = render_html(context_from_dirs([out]))
+    assert "A range of plausible faces" in page and "4 plausible faces of this skull" in page
+    assert "Standard measurements of the skull" in page and "bizygomatic breadth" in page
     # reproducible from the seed, in process
     again = predict(skull, tmp_path / "b", PredictSettings(samples=4, seed=7), picture=False)
     assert again["samples"]["files"] == drawn["files"]

@@ -182,6 +182,17 @@ COMMANDS: tuple[Command, ...] = (
             "Predict the face of a skull. INPUT is a skull mesh (landmarks given or detected) or a head CT "
             "(extracted first; its skin is kept as truth_skin.ply). Writes face.ply/.stl/.obj in the input's own "
             "millimetre coordinates, the face and skull depth maps with their spec, predict.png and predict.json."),
+    Command("measure", "standard cranial and facial measurements of a skull (mm)",
+            _S + "measure:measure", _S + "measure:MeasureSettings",
+            (Arg("input", "input_path", "skull mesh (PLY/OBJ/STL/OFF/GLB) or head CT / T1 MRI volume"),
+             Arg("--out", "out_dir", "output folder", required=True),
+             Arg("--landmarks", "landmarks_path", "given skull landmarks (they win)", metavar="FILE")),
+            _S + "measure:echo",
+            "The osteometric measurements the skull's landmarks and vault allow (Buikstra & Ubelaker 1994, after "
+            "Martin and Howells): maximum cranial length and breadth, bizygomatic breadth, upper facial height "
+            "and breadth, nasal height, interorbital breadth, total facial height, bigonial breadth; each with the "
+            "points used or why it is missing. Writes measurements.csv, measurements.json, skull_landmarks.json "
+            "and measure.json."),
     Command("evaluate", "surface-to-surface error of a predicted face against the true skin",
             _S + "evaluate:evaluate", None,
             (Arg("--pred", "pred_path", "predicted face mesh", required=True),

@@ -113,6 +113,8 @@ def context_from_dirs(dirs: list[str | Path], title: str | None = None, settings
                 hashes[f"landmarks ({Path(given['path']).name})"] = given["sha256"]
             subject = subject or Path(rec["input"]["path"]).name
             m["summary"] = f"{rec['method']}: {rec['face']['vertices']} vertices in {rec['timings']['total_s']:.2f} s"
+            if rec.get("measurements"):  # the skull's standard measurements
+                m["measurements"] = rec["measurements"]
             if rec.get("samples"):  # predict --samples: the plausible heads and the uncertainty map
                 m["samples"] = samples_of(d, rec)
         if (d / "evaluate.json").is_file():

@@ -147,6 +147,20 @@ def _figure(path: Any, caption: str, wide: bool = False) -> str:
             f'<img src="{uri}" alt="{_e(caption)}"></label><figcaption>{_e(caption)}</figcaption></figure>')
 
 
+def measurements_html(rows: list[Mapping[str, Any]]) -> str:
+    """The skull's standard measurements (`skull2face.anatomy.measurements`) as a table."""
+    body = "".join(
+        f"<tr><td>{_e(r.get('key'))}</td><td>{_e(r.get('name'))}</td>"
+        f"<td>{'' if _number(r.get('mm')) is None else format(_number(r.get('mm')), '.1f')}</td>"
+        f"<td>{_e(' - '.join(r.get('points') or {}) or 'missing: ' + str(r.get('missing')))}</td>"
+        f"<td>{_e(r.get('source'))}</td></tr>" for r in rows)
+    return ('<h2 id="measurements">Standard measurements of the skull</h2><p class="explain">Osteometric '
+            "measurements the skull's landmarks and vault allow (mm), each between the two points named; "
+            "opisthocranion and the eurya are found on the vault (skull2face measure writes them alone).</p>"
+            '<table class="measurements"><tr><th>key</th><th>measurement</th><th>mm</th><th>points</th>'
+            f"<th>definition</th></tr>{body}</table>")
+
+
 def samples_html(drawn: Mapping[str, Any], method: str, band: Mapping[str, Any] | None = None) -> str:
     """The section on ``predict --samples``: how many plausible heads, how uncertain the face
     is, the calibration, how much of the true skin the band holds (``band``: evaluate's record,
@@ -290,6 +304,8 @@ def render_html(context: Mapping[str, Any], for_print: bool = False) -> str:
     parts.append('<div class="gallery">' + "".join(g for g in gallery if g) + "</div>")
     if main_entry.get("samples"):
         parts.append(samples_html(main_entry["samples"], main, main_entry.get("band")))
+    if main_entry.get("measurements"):
+        parts.append(measurements_html(main_entry["measurements"]))
     if for_print and context.get("views"):
         parts.append("<h2>Front, side and three-quarter views</h2>")
         parts.append('<div class="gallery">' + "".join(_figure(p, c) for c, p in context["views"].items()) + "</div>")

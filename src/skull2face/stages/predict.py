@@ -389,6 +389,7 @@ def _predict(input_path, out: Path, settings: PredictSettings, method, landmarks
         "frame": frame.to_json(), "spec": spec.to_json(), "method_info": result.record,
         "tissue": {**tissue.record(), "used_by_method": method.uses_table},
         "samples": drawn,
+        "measurements": skull_measurements(skull, lms.points, frame.matrix),
         "truth": "truth_skin.ply" if src["truth"] is not None else None,
         "face": {"vertices": len(face.vertices), "faces": len(face.faces), "coordinates": "input's own, mm",
                  "whole_head": result.head is not None, "watertight": bool(face.is_watertight)},
@@ -398,6 +399,14 @@ def _predict(input_path, out: Path, settings: PredictSettings, method, landmarks
     }
     write_json(out / "predict.json", record)
     return record
+
+
+def skull_measurements(skull, landmarks, frame: np.ndarray) -> list[dict]:
+    """The skull's standard measurements for the record and the report
+    (`skull2face.anatomy.measurements.measure_skull`; ``skull2face measure`` writes them alone)."""
+    from ..anatomy.measurements import measure_skull
+
+    return measure_skull(np.asarray(skull.vertices), landmarks, frame)
 
 
 def echo(record: dict) -> str:
