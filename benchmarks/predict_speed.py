@@ -4,6 +4,25 @@ Targets (issue 10, this 2-core CPU): ``skull2face predict`` on the bundled Aroth
 4 s whole-process with landmark detection under 1 s; ``skull2face --help`` under 0.5 s.
 Each figure is the median of ``--repeats`` runs.
 
+Measured (issue 21 item "speed", this 2-core machine, face-model, median of 3, another job
+sharing the CPUs; whole process, then inside: read / landmarks / render / method / mesh writing /
+total / predict.png, s):
+
+    Arothron skull mesh   before 7.08: 0.10 / 2.83 / 0.01 / 1.09 / 0.82 / 4.93 / (not timed, ~0.4)
+                          after  4.75: 0.09 / 2.44 / 0.01 / 0.48 / 0.10 / 3.15 / 0.29
+    head CT (cranium)     before 11.31: 1.94 / 3.11 / 0.04 / 2.20 / 0.78 / 8.01 / (not timed)
+                          after   9.77: 1.85 / 2.70 / 0.03 / 2.02 / 0.12 / 6.78 / 1.60
+    CT's skull mesh       before 9.50: 0.43 / 3.05 / 0.04 / 2.51 / 0.76 / 6.80 / (not timed)
+                          after  8.04: 0.44 / 2.86 / 0.03 / 2.19 / 0.11 / 5.63 / 0.93
+
+What changed: the depth maps' previews and ``predict.png`` are drawn with Pillow, so
+``predict`` imports no matplotlib (its import and the figures' layout and Agg drawing were
+~1.3 s of the mesh's 7 s). Still over the 4 s / 6 s targets: Python with numpy, scipy and
+trimesh imported (~1.0 s), landmarks (the coarse pose's and detection's mirror-plane searches,
+Nelder-Mead over nearest-neighbour queries, ~2/3 of it), the head-model fit (0.5-2 s) and, for
+the CT, extraction (1.9 s) and the shading of the 1 M-triangle true skin for ``predict.png``
+(its ray-casting structure is built for the picture alone).
+
     python benchmarks/predict_speed.py [--method face-model] [--repeats 3] [--ct]
 """
 
@@ -18,7 +37,7 @@ from pathlib import Path
 
 from skull2face import samples
 
-STEPS = ("read_s", "landmarks_s", "render_s", "method_s", "mesh_s", "total_s")
+STEPS = ("read_s", "landmarks_s", "render_s", "method_s", "mesh_s", "total_s", "picture_s")
 
 
 def _whole_process(argv: list[str]) -> float:

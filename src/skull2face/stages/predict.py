@@ -372,10 +372,12 @@ def _predict(input_path, out: Path, settings: PredictSettings, method, landmarks
         timings["samples_s"] = time.perf_counter() - t
     timings["total_s"] = time.perf_counter() - t0
     if picture:
-        from ..report.pictures import prediction_figure, save_png
+        from ..report.pictures import prediction_figure, save_picture
 
-        save_png(prediction_figure(skull, face, src["truth"], frame.matrix), out / "predict.png")
+        t = time.perf_counter()
+        save_picture(prediction_figure(skull, face, src["truth"], frame.matrix), out / "predict.png")
         outputs["picture"] = "predict.png"
+        timings["picture_s"] = time.perf_counter() - t  # after total_s, which it is not part of
     record = {
         "stage": "predict", "skull2face_version": __version__, "method": settings.method,
         "settings": dataclasses.asdict(settings),
