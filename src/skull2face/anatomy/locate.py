@@ -164,6 +164,32 @@ def check_given(mesh: trimesh.Trimesh, given: LandmarkSet, given_path: str | os.
                          "not RAS or another scan's frame)?")
 
 
+def skull_instead(mesh: trimesh.Trimesh, mesh_path: str | os.PathLike, settings: PoseSettings | None = None
+                  ) -> str | None:
+    """Why a mesh given as a face is a skull, in one line; None if it is not one.
+
+    A face's landmarks can be found on a skull (its nasal aperture taken for the nose, upside
+    down), so the mesh is also read as a skull, in the skull's coarse pose: if its landmarks pass a
+    skull's checks (`skull2face.anatomy.detect.plausible.anatomy_problem`) and its orbits are open
+    sockets (`orbit_problem`: a face's eyes are 5-22 mm behind nasion, a skull's sockets >= 25 mm),
+    it is a skull. Costs one more landmark detection.
+    """
+    from .detect import anatomy_problem, detect_landmarks
+    from .detect.plausible import orbit_depths, orbit_problem
+
+    coarse, _ = coarse_pose(mesh, mesh_path, "skull", settings or PoseSettings())
+    lms = detect_landmarks(mesh, "skull", coarse)
+    if anatomy_problem(lms, "skull") is not None or orbit_problem(mesh, lms) is not None:
+        return None
+    try:
+        depths = orbit_depths(mesh, lms)
+    except ValueError:
+        return None
+    return (f"this looks like a skull, not a face or skin: it has a skull's nasal aperture, orbital rims and "
+            f"zygomatic arches, and its orbits are open ({', '.join(f'{d:.0f}' for d in depths)} mm behind "
+            "nasion; a face's eyes lie 5-22 mm behind it)")
+
+
 def locate(mesh: trimesh.Trimesh, mesh_path: str | os.PathLike, surface: str,
            given: LandmarkSet | None = None, settings: PoseSettings | None = None,
            given_path: str | os.PathLike | None = None) -> tuple[LandmarkSet, dict]:
@@ -202,12 +228,18 @@ def locate(mesh: trimesh.Trimesh, mesh_path: str | os.PathLike, surface: str,
         # passed it with its sides swapped), so a face that fails asks for the hints instead
         tries = pose_mod.orientations(coarse, *_hints(settings))
     first = None
+    absent: set[str] = set()  # parts of the skull found missing in any orientation (`detect.parts`)
     for k, matrix in enumerate(tries):
         try:
             lms = detect_landmarks(mesh, surface, matrix, given=given)
         except NotAnatomy as exc:
             raise InputError(mesh_path, f"does not look like a {surface}: {exc}") from None
+        absent.update(q for m in lms.meta.values() for q in m.get("absent", ()))
         problem = anatomy_problem(lms, surface)
+        if problem is None and surface == "face" and given is None:
+            skull = skull_instead(mesh, mesh_path, settings)
+            if skull is not None:  # a skull where a face is expected: no other orientation helps
+                raise InputError(mesh_path, skull)
         if problem is None and surface == "skull":
             problem = orbit_problem(mesh, lms)
             if problem is not None:  # a face in a skull's proportions: say so, whatever the other tries say
@@ -221,6 +253,23 @@ def locate(mesh: trimesh.Trimesh, mesh_path: str | os.PathLike, surface: str,
         # the user's landmarks anchor the rest: keep what was found in the coarse pose
         pose_record.update(orientation=0, anatomy_check=f"failed: {problem}")
         return lms, {"pose": pose_record, "seconds": round(time.perf_counter() - t0, 3)}
+    from .detect.parts import REGIONS, half_problem, summary as parts_summary
+
+    half = half_problem(np.asarray(mesh.vertices)) if surface == "skull" else None
+    if half is not None:  # no orientation shows a skull, and it is half as broad as one
+        raise InputError(mesh_path, f"too little of a skull to place its landmarks: {half}; mirroring a half "
+                                    "is not supported: give the whole skull, or its landmarks (--landmarks)")
+    if absent and surface == "skull":  # a face scan's "orbits" hold bone too: is it a face?
+        as_face = detect_landmarks(mesh, "face", coarse_pose(mesh, mesh_path, "face", settings)[0])
+        face = orbit_problem(mesh, as_face) if anatomy_problem(as_face, "face") is None else None
+        if face is not None:
+            raise InputError(mesh_path, f"does not look like a skull: {face}")
+    if absent:  # the detector found bone missing where the landmarks should stand (`detect.parts`)
+        gone = parts_summary([p for p in REGIONS if p in absent])
+        raise InputError(mesh_path, f"too little of a skull to place its landmarks: {problem}, and where they "
+                                    f"would stand there is no bone ({gone} missing in the orientations "
+                                    "tried): is its face region broken off or cut away? Give its landmarks "
+                                    "(--landmarks) if it is whole")
     if pose_record["mode"] == "scan":
         where = ("in any orientation" if len(tries) == 8 else "in the orientations the --front/--up hints allow"
                  if len(tries) > 1 else "in the pose read from its shape")
