@@ -37,7 +37,7 @@ def _cut(whole, tmp_path, name, drop):
 
 
 def test_midface_removed_has_no_prosthion_or_nasospinale(whole, tmp_path):
-    mesh, full, frame = whole
+    _, full, frame = whole
     pr_y = apply(frame, np.asarray(full.points["Pr"])[None])[0, 1]
     cut, path = _cut(whole, tmp_path, "nomid", lambda v: (np.abs(v[:, 0]) < 35) & (v[:, 1] < -12)
                      & (v[:, 1] > pr_y + 5) & (v[:, 2] > -40))
@@ -85,14 +85,14 @@ def test_landmarks_cli_reports_the_missing_midface(whole, tmp_path):
     import sys
     from pathlib import Path
 
-    mesh, full, frame = whole
+    _, full, frame = whole
     pr_y = apply(frame, np.asarray(full.points["Pr"])[None])[0, 1]
     _, path = _cut(whole, tmp_path, "nomid", lambda v: (np.abs(v[:, 0]) < 35) & (v[:, 1] < -12)
                    & (v[:, 1] > pr_y + 5) & (v[:, 2] > -40))
     src = str(Path(__file__).resolve().parents[1] / "src")
     env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
     r = subprocess.run([sys.executable, "-m", "skull2face", "-q", "landmarks", str(path), "--out",
-                        str(tmp_path / "lm.json")], capture_output=True, text=True, env=env, timeout=120)
+                        str(tmp_path / "lm.json")], check=False, capture_output=True, text=True, env=env, timeout=120)
     assert r.returncode == 0, r.stderr
     meta = json.loads((tmp_path / "lm.json").read_text())["missing"]
     assert meta["Pr"]["source"] == "missing" and meta["Pr"]["absent"] == ["midface"]

@@ -4,8 +4,8 @@ Used by every stage that needs landmarks (landmarks, render, predict, evaluate).
 pose comes from the CT's LPS axes when the mesh was written from a CT, else from the mesh's
 symmetry and shape (`skull2face.geometry.pose`), with optional ``front``/``up`` hints.
 
-A mesh that is not a skull (or face) is refused, not given invented landmarks: a triangle
-soup before detection, and a shape whose landmarks lack a skull's or face's anchors and
+A mesh that is not a skull (or face) is refused, not given invented landmarks (nor is a skull
+with too little left, or a skull given as a face): a triangle soup before detection, and a shape whose landmarks lack a skull's or face's anchors and
 proportions after it (`skull2face.anatomy.detect.plausible`). When the coarse pose of a skull
 came from shape cues and the landmarks fail that check, the other orientations of the coarse
 frame in the same symmetry plane are tried (`skull2face.geometry.pose.orientations`, those
@@ -164,18 +164,28 @@ def check_given(mesh: trimesh.Trimesh, given: LandmarkSet, given_path: str | os.
                          "not RAS or another scan's frame)?")
 
 
-def skull_instead(mesh: trimesh.Trimesh, mesh_path: str | os.PathLike, settings: PoseSettings | None = None
-                  ) -> str | None:
+def skull_instead(mesh: trimesh.Trimesh, mesh_path: str | os.PathLike, settings: PoseSettings | None = None,
+                  face: LandmarkSet | None = None) -> str | None:
     """Why a mesh given as a face is a skull, in one line; None if it is not one.
 
     A face's landmarks can be found on a skull (its nasal aperture taken for the nose, upside
-    down), so the mesh is also read as a skull, in the skull's coarse pose: if its landmarks pass a
-    skull's checks (`skull2face.anatomy.detect.plausible.anatomy_problem`) and its orbits are open
-    sockets (`orbit_problem`: a face's eyes are 5-22 mm behind nasion, a skull's sockets >= 25 mm),
-    it is a skull. Costs one more landmark detection.
+    down). When the face landmarks ``face`` put eyes where a face has them (0-25 mm behind
+    nasion: `skull2face.anatomy.detect.plausible.orbit_depths`), it is a face and nothing more is
+    done. Otherwise the mesh is read as a skull, in the skull's coarse pose: if its landmarks pass
+    a skull's checks (`anatomy_problem`) and its orbits are open sockets (`orbit_problem`: a
+    face's eyes are 5-22 mm behind nasion, a skull's sockets >= 25 mm), it is a skull. That costs
+    one more landmark detection (seconds).
     """
     from .detect import anatomy_problem, detect_landmarks
-    from .detect.plausible import orbit_depths, orbit_problem
+    from .detect.plausible import ORBIT_MIN_DEPTH_MM, orbit_depths, orbit_problem
+
+    if face is not None:
+        try:
+            eyes = orbit_depths(mesh, face)
+        except ValueError:
+            eyes = []
+        if eyes and all(0.0 <= d < ORBIT_MIN_DEPTH_MM for d in eyes):
+            return None
 
     coarse, _ = coarse_pose(mesh, mesh_path, "skull", settings or PoseSettings())
     lms = detect_landmarks(mesh, "skull", coarse)
@@ -211,7 +221,11 @@ def locate(mesh: trimesh.Trimesh, mesh_path: str | os.PathLike, surface: str,
         The mesh is not a surface (a triangle soup), or no orientation shows a skull's (face's)
         anatomy (`skull2face.anatomy.detect.plausible.anatomy_problem`) and the user gave no
         landmarks of this surface: one line, naming the file, the failed check and the hints
-        that would help.
+        that would help. A skull with too little left (`skull2face.anatomy.detect.parts`: half
+        of it, or bone missing where the landmarks would stand in every orientation) is refused
+        naming what is missing; a face scan given as a skull by its shallow orbits; a skull given
+        as a face by `skull_instead`. A skull missing only its midface or mandible is not
+        refused: those landmarks are reported missing (``meta[name]["absent"]``).
     """
     from .detect import NotAnatomy, anatomy_problem, detect_landmarks
     from .detect.plausible import orbit_problem
@@ -237,7 +251,7 @@ def locate(mesh: trimesh.Trimesh, mesh_path: str | os.PathLike, surface: str,
         absent.update(q for m in lms.meta.values() for q in m.get("absent", ()))
         problem = anatomy_problem(lms, surface)
         if problem is None and surface == "face" and given is None:
-            skull = skull_instead(mesh, mesh_path, settings)
+            skull = skull_instead(mesh, mesh_path, settings, lms)
             if skull is not None:  # a skull where a face is expected: no other orientation helps
                 raise InputError(mesh_path, skull)
         if problem is None and surface == "skull":
@@ -253,7 +267,8 @@ def locate(mesh: trimesh.Trimesh, mesh_path: str | os.PathLike, surface: str,
         # the user's landmarks anchor the rest: keep what was found in the coarse pose
         pose_record.update(orientation=0, anatomy_check=f"failed: {problem}")
         return lms, {"pose": pose_record, "seconds": round(time.perf_counter() - t0, 3)}
-    from .detect.parts import REGIONS, half_problem, summary as parts_summary
+    from .detect.parts import REGIONS, half_problem
+    from .detect.parts import summary as parts_summary
 
     half = half_problem(np.asarray(mesh.vertices)) if surface == "skull" else None
     if half is not None:  # no orientation shows a skull, and it is half as broad as one

@@ -58,7 +58,7 @@ def _detect_truth_landmarks(truth: trimesh.Trimesh, truth_path: Path) -> tuple[L
     lms = detect_landmarks(truth, "face", coarse)
     from ..anatomy.locate import skull_instead
 
-    problem = skull_instead(truth, truth_path)  # a skull given as the truth: its orbits are open
+    problem = skull_instead(truth, truth_path, face=lms)  # a skull given as the truth: its orbits are open
     if problem is not None:
         raise InputError(truth_path, problem)
     return lms, how

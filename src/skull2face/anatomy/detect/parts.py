@@ -45,7 +45,7 @@ from ...geometry.sample import surface_pieces
 # on the parts the Arothron skull has, 0-0.10 on parts cut away, <= 0.47 for the braincase in
 # a wrong orientation (module docstring); half way between.
 PRESENT_SHARE = 0.2
-_PIECE_MM = 1.5  # surface pieces no longer than this (mm): several per cell
+_PIECE_MM = 2.5  # surface pieces no longer than this (mm): several per 4 mm cell
 _CELL_MM = 4.0  # footprint cells (mm)
 
 # part -> (view axis: 0 from the side, 1 from above, 2 from the front; x range, outward on the
@@ -112,20 +112,31 @@ def part_shares(vertices: np.ndarray, faces: np.ndarray, on_lid: Any = None) -> 
     dict of str to float
         Part -> share in [0, 1] of its region's footprint cells (`_CELL_MM`) holding bone.
     """
-    pts = surface_pieces(np.asarray(vertices, dtype=np.float64), np.asarray(faces, dtype=np.int64),
-                         _PIECE_MM)[0]
+    v = np.asarray(vertices, dtype=np.float64)
+    f = np.asarray(faces, dtype=np.int64)
+    # only the triangles that can reach a region (the regions' union, padded by the longest edge)
+    tri = v[f]
+    edge = float(np.sqrt(((tri - np.roll(tri, 1, axis=1)) ** 2).sum(axis=2)).max()) if len(f) else 0.0
+    reach = max(abs(a) for _, xr, _, _ in REGIONS.values() for a in xr) + edge
+    lo_y = min(r[2][0] for r in REGIONS.values()) - edge
+    hi_y = max(r[2][1] for r in REGIONS.values()) + edge
+    lo_z = min(r[3][0] for r in REGIONS.values()) - edge
+    hi_z = max(r[3][1] for r in REGIONS.values()) + edge
+    c = tri.mean(axis=1)
+    near = (np.abs(c[:, 0]) <= reach) & (c[:, 1] >= lo_y) & (c[:, 1] <= hi_y) & (c[:, 2] >= lo_z) & (c[:, 2] <= hi_z)
+    pts = surface_pieces(v, f[near], _PIECE_MM)[0] if near.any() else np.zeros((0, 3))
     out = {}
     boxes = list(REGIONS.items()) + [(f"{k}_opening", v) for k, v in OPENINGS.items()]
     for part, (view, xr, yr, zr) in boxes:
         p = pts.copy()
-        if part.endswith("_R") or part.endswith("_R_opening"):
+        if part.endswith(("_R", "_R_opening")):
             p[:, 0] = -p[:, 0]  # outward on the subject's right
         lo = np.array([xr[0], yr[0], zr[0]])
         hi = np.array([xr[1], yr[1], zr[1]])
         inside = p[np.all((p >= lo) & (p <= hi), axis=1)]
         if len(inside) and on_lid is not None:
             back = inside.copy()
-            if part.endswith("_R") or part.endswith("_R_opening"):
+            if part.endswith(("_R", "_R_opening")):
                 back[:, 0] = -back[:, 0]
             inside = inside[~np.asarray(on_lid(back), dtype=bool)]
         keep = [k for k in range(3) if k != view]
