@@ -35,6 +35,24 @@ def _small_volume(offset: int = 0, dtype=np.int16) -> Volume:
                   direction=v.direction)
 
 
+def _partial_skulls(d: Path) -> None:
+    """The Arothron skull cut in its head frame (issue 21 item 1): face region, right half, midface removed."""
+    from skull2face.anatomy.locate import locate
+    from skull2face.geometry.frame import apply, head_frame
+
+    path = samples.path("arothron_skull")
+    mesh = trimesh.load(path, force="mesh")
+    lms, _ = locate(mesh, path, "skull")
+    v = apply(head_frame(lms.points, "skull").matrix, np.asarray(mesh.vertices))
+    pr_y = apply(head_frame(lms.points, "skull").matrix, np.asarray(lms.points["Pr"])[None])[0, 1]
+    cuts = {"noface": v[:, 2] > -15.0, "lefthalf": v[:, 0] < -5.0,
+            "nomid": (np.abs(v[:, 0]) < 35) & (v[:, 1] < -12) & (v[:, 1] > pr_y + 5) & (v[:, 2] > -40)}
+    for name, drop in cuts.items():
+        cut = trimesh.Trimesh(mesh.vertices, mesh.faces[(~drop)[mesh.faces].all(axis=1)], process=False)
+        cut.remove_unreferenced_vertices()
+        cut.export(str(d / f"{name}_skull.ply"))
+
+
 @pytest.fixture(scope="module")
 def bad(tmp_path_factory) -> Path:
     """A folder of (mostly bad) inputs, made once."""
@@ -53,6 +71,7 @@ def bad(tmp_path_factory) -> Path:
     (d / "model_empty.pt").write_bytes(b"")
     (d / "fstt_mine.csv").write_text("bone_landmark,soft_landmark,side,mean_mm,sd_mm,paper_table1_landmark\n"
                                      "g,g',midline,5.5,1.0,G\nn,se',midline,6.0,-1.5,N\n")
+    _partial_skulls(d)
     nan_vol = _small_volume(dtype=np.float32)
     nan_vol.voxels[10, 10, 10] = np.nan
     write_volume(nan_vol, d / "nan_ct.nii.gz")
@@ -233,6 +252,20 @@ CASES = {
     "photo-landmarks-on-blank": (["superimpose", "{IN}/skull.ply", "{IN}/photo.png", "--photo-landmarks",
                                   "{IN}/on_blank.csv", "--out", "{OUT}"], ["blank where the landmarks lie"],
                                  "on_blank.csv"),
+    # issue 21 item 1: partial skulls refused where too little is left for the head frame; skulls as faces
+    # (-q: the pose's progress lines are logged at INFO; the refusal must still be the one line)
+    "predict-skull-without-face": (["-q", "predict", "{IN}/noface_skull.ply", "--method", "envelope", "--out", "{OUT}"],
+                                   ["too little of a skull", "no bone", "face region"], "noface_skull.ply"),
+    "predict-skull-right-half": (["-q", "predict", "{IN}/lefthalf_skull.ply", "--method", "envelope", "--out", "{OUT}"],
+                                 ["too little of a skull", "one half (left or right) of the skull seems missing"],
+                                 "lefthalf_skull.ply"),
+    "predict-skull-without-midface": (["-q", "predict", "{IN}/nomid_skull.ply", "--method", "envelope", "--out", "{OUT}"],
+                                      ["too little of the skull is left to place the head frame",
+                                       "the midface (nasal aperture and maxilla) missing"], "nomid_skull.ply"),
+    "landmarks-face-on-a-skull": (["-q", "landmarks", ARO, "--surface", "face"], ["looks like a skull, not a face"],
+                                  "human_skull_arothron.ply"),
+    "evaluate-skull-as-truth": (["-q", "evaluate", "--pred", ARO, "--truth", ARO, "--out", "{OUT}"],
+                                ["looks like a skull, not a face"], "human_skull_arothron.ply"),
 }
 
 

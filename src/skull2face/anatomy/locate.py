@@ -4,8 +4,8 @@ Used by every stage that needs landmarks (landmarks, render, predict, evaluate).
 pose comes from the CT's LPS axes when the mesh was written from a CT, else from the mesh's
 symmetry and shape (`skull2face.geometry.pose`), with optional ``front``/``up`` hints.
 
-A mesh that is not a skull (or face) is refused, not given invented landmarks: a triangle
-soup before detection, and a shape whose landmarks lack a skull's or face's anchors and
+A mesh that is not a skull (or face) is refused, not given invented landmarks (nor is a skull
+with too little left, or a skull given as a face): a triangle soup before detection, and a shape whose landmarks lack a skull's or face's anchors and
 proportions after it (`skull2face.anatomy.detect.plausible`). When the coarse pose of a skull
 came from shape cues and the landmarks fail that check, the other orientations of the coarse
 frame in the same symmetry plane are tried (`skull2face.geometry.pose.orientations`, those
@@ -164,6 +164,42 @@ def check_given(mesh: trimesh.Trimesh, given: LandmarkSet, given_path: str | os.
                          "not RAS or another scan's frame)?")
 
 
+def skull_instead(mesh: trimesh.Trimesh, mesh_path: str | os.PathLike, settings: PoseSettings | None = None,
+                  face: LandmarkSet | None = None) -> str | None:
+    """Why a mesh given as a face is a skull, in one line; None if it is not one.
+
+    A face's landmarks can be found on a skull (its nasal aperture taken for the nose, upside
+    down). When the face landmarks ``face`` put eyes where a face has them (0-25 mm behind
+    nasion: `skull2face.anatomy.detect.plausible.orbit_depths`), it is a face and nothing more is
+    done. Otherwise the mesh is read as a skull, in the skull's coarse pose: if its landmarks pass
+    a skull's checks (`anatomy_problem`) and its orbits are open sockets (`orbit_problem`: a
+    face's eyes are 5-22 mm behind nasion, a skull's sockets >= 25 mm), it is a skull. That costs
+    one more landmark detection (seconds).
+    """
+    from .detect import anatomy_problem, detect_landmarks
+    from .detect.plausible import ORBIT_MIN_DEPTH_MM, orbit_depths, orbit_problem
+
+    if face is not None:
+        try:
+            eyes = orbit_depths(mesh, face)
+        except ValueError:
+            eyes = []
+        if eyes and all(0.0 <= d < ORBIT_MIN_DEPTH_MM for d in eyes):
+            return None
+
+    coarse, _ = coarse_pose(mesh, mesh_path, "skull", settings or PoseSettings())
+    lms = detect_landmarks(mesh, "skull", coarse)
+    if anatomy_problem(lms, "skull") is not None or orbit_problem(mesh, lms) is not None:
+        return None
+    try:
+        depths = orbit_depths(mesh, lms)
+    except ValueError:
+        return None
+    return (f"this looks like a skull, not a face or skin: it has a skull's nasal aperture, orbital rims and "
+            f"zygomatic arches, and its orbits are open ({', '.join(f'{d:.0f}' for d in depths)} mm behind "
+            "nasion; a face's eyes lie 5-22 mm behind it)")
+
+
 def locate(mesh: trimesh.Trimesh, mesh_path: str | os.PathLike, surface: str,
            given: LandmarkSet | None = None, settings: PoseSettings | None = None,
            given_path: str | os.PathLike | None = None) -> tuple[LandmarkSet, dict]:
@@ -185,7 +221,11 @@ def locate(mesh: trimesh.Trimesh, mesh_path: str | os.PathLike, surface: str,
         The mesh is not a surface (a triangle soup), or no orientation shows a skull's (face's)
         anatomy (`skull2face.anatomy.detect.plausible.anatomy_problem`) and the user gave no
         landmarks of this surface: one line, naming the file, the failed check and the hints
-        that would help.
+        that would help. A skull with too little left (`skull2face.anatomy.detect.parts`: half
+        of it, or bone missing where the landmarks would stand in every orientation) is refused
+        naming what is missing; a face scan given as a skull by its shallow orbits; a skull given
+        as a face by `skull_instead`. A skull missing only its midface or mandible is not
+        refused: those landmarks are reported missing (``meta[name]["absent"]``).
     """
     from .detect import NotAnatomy, anatomy_problem, detect_landmarks
     from .detect.plausible import orbit_problem
@@ -202,12 +242,18 @@ def locate(mesh: trimesh.Trimesh, mesh_path: str | os.PathLike, surface: str,
         # passed it with its sides swapped), so a face that fails asks for the hints instead
         tries = pose_mod.orientations(coarse, *_hints(settings))
     first = None
+    absent: set[str] = set()  # parts of the skull found missing in any orientation (`detect.parts`)
     for k, matrix in enumerate(tries):
         try:
             lms = detect_landmarks(mesh, surface, matrix, given=given)
         except NotAnatomy as exc:
             raise InputError(mesh_path, f"does not look like a {surface}: {exc}") from None
+        absent.update(q for m in lms.meta.values() for q in m.get("absent", ()))
         problem = anatomy_problem(lms, surface)
+        if problem is None and surface == "face" and given is None:
+            skull = skull_instead(mesh, mesh_path, settings, lms)
+            if skull is not None:  # a skull where a face is expected: no other orientation helps
+                raise InputError(mesh_path, skull)
         if problem is None and surface == "skull":
             problem = orbit_problem(mesh, lms)
             if problem is not None:  # a face in a skull's proportions: say so, whatever the other tries say
@@ -221,6 +267,24 @@ def locate(mesh: trimesh.Trimesh, mesh_path: str | os.PathLike, surface: str,
         # the user's landmarks anchor the rest: keep what was found in the coarse pose
         pose_record.update(orientation=0, anatomy_check=f"failed: {problem}")
         return lms, {"pose": pose_record, "seconds": round(time.perf_counter() - t0, 3)}
+    from .detect.parts import REGIONS, half_problem
+    from .detect.parts import summary as parts_summary
+
+    half = half_problem(np.asarray(mesh.vertices)) if surface == "skull" else None
+    if half is not None:  # no orientation shows a skull, and it is half as broad as one
+        raise InputError(mesh_path, f"too little of a skull to place its landmarks: {half}; mirroring a half "
+                                    "is not supported: give the whole skull, or its landmarks (--landmarks)")
+    if absent and surface == "skull":  # a face scan's "orbits" hold bone too: is it a face?
+        as_face = detect_landmarks(mesh, "face", coarse_pose(mesh, mesh_path, "face", settings)[0])
+        face = orbit_problem(mesh, as_face) if anatomy_problem(as_face, "face") is None else None
+        if face is not None:
+            raise InputError(mesh_path, f"does not look like a skull: {face}")
+    if absent:  # the detector found bone missing where the landmarks should stand (`detect.parts`)
+        gone = parts_summary([p for p in REGIONS if p in absent])
+        raise InputError(mesh_path, f"too little of a skull to place its landmarks: {problem}, and where they "
+                                    f"would stand there is no bone ({gone} missing in the orientations "
+                                    "tried): is its face region broken off or cut away? Give its landmarks "
+                                    "(--landmarks) if it is whole")
     if pose_record["mode"] == "scan":
         where = ("in any orientation" if len(tries) == 8 else "in the orientations the --front/--up hints allow"
                  if len(tries) > 1 else "in the pose read from its shape")

@@ -395,6 +395,8 @@ def write_landmarks(lms: LandmarkSet, path: str | os.PathLike) -> Path:
         "surface": lms.surface,
         "landmarks": {n: [float(v) for v in p] for n, p in lms.points.items()},
         "meta": {n: m for n, m in lms.meta.items() if n in lms.points and m},
+        # why each of the surface's other landmarks has no point (e.g. its bone is missing); not read back
+        "missing": {n: m for n, m in lms.meta.items() if n not in lms.points and m},
     }
     return write_json(path, data)
 

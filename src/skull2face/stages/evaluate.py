@@ -55,7 +55,13 @@ def _detect_truth_landmarks(truth: trimesh.Trimesh, truth_path: Path) -> tuple[L
     coarse, record = coarse_pose(truth, truth_path, "face", PoseSettings())
     how = ("detected on the truth (coarse pose: LPS axes of the CT it came from)" if record["mode"] == "lps"
            else "detected on the truth (coarse pose: auto_frame)")
-    return detect_landmarks(truth, "face", coarse), how
+    lms = detect_landmarks(truth, "face", coarse)
+    from ..anatomy.locate import skull_instead
+
+    problem = skull_instead(truth, truth_path, face=lms)  # a skull given as the truth: its orbits are open
+    if problem is not None:
+        raise InputError(truth_path, problem)
+    return lms, how
 
 
 def evaluate(pred_path: str | os.PathLike, truth_path: str | os.PathLike, out_dir: str | os.PathLike,

@@ -307,7 +307,12 @@ def _predict(input_path, out: Path, settings: PredictSettings, method, landmarks
     try:
         frame = head_frame(lms.points, "skull")
     except ValueError as exc:
-        raise InputError(input_path, f"cannot place the head frame from the skull landmarks: {exc}") from None
+        from ..anatomy.detect.parts import summary
+
+        gone = summary(sorted({q for m in lms.meta.values() for q in m.get("absent", ())}))
+        raise InputError(input_path, (f"too little of the skull is left to place the head frame: {gone} missing "
+                                      f"({exc})") if gone else
+                         f"cannot place the head frame from the skull landmarks: {exc}") from None
 
     sha = file_sha256(input_path)
     meta = model.meta if model is not None else None

@@ -161,7 +161,8 @@ def inferred_without_bone(skull_map: DepthMap, face_map: DepthMap, skull_landmar
     -------
     list of str
         One line per part: each band of `FACE_BANDS` of which more than a third lies off the
-        bone's frontal silhouette (`over_bone`), a missing mandible, and always the ears, neck
+        bone's frontal silhouette (`over_bone`), a missing mandible, each part of the skull that
+        landmark detection found missing (``meta[name]["absent"]``, `skull2face.anatomy.detect.parts`), and always the ears, neck
         and back of the head (the head model alone).
     """
     from ..anatomy.landmark_set import points_of
@@ -171,6 +172,12 @@ def inferred_without_bone(skull_map: DepthMap, face_map: DepthMap, skull_landmar
     if not any(k in pts and np.all(np.isfinite(pts[k])) for k in MANDIBLE):
         out.append("no mandible found: chin, jaw line and lower lip come from the head model and the landmarks "
                    "above them, not from bone")
+    meta = getattr(skull_landmarks, "meta", None) or {}
+    gone: dict[str, str] = {}  # a part of the skull found missing by landmark detection -> its note
+    for m in meta.values():
+        for part, note in zip(m.get("absent", ()), str(m.get("note", "")).split("; "), strict=False):
+            gone.setdefault(part, note)
+    out += [f"{note}: the face over it is the head model's, not drawn from bone" for note in gone.values()]
     if bone is None:
         bone = over_bone(skull_map.height, skull_map.spec.mm_per_px) if skull_map.mask.any() else skull_map.mask
     x, y = skull_map.spec.xy_grid()

@@ -32,13 +32,18 @@ mid-sagittal plane x = 0; see `skull2face.geometry.frame`):
    of front or side depth maps (`skull2face.geometry.depthmap.render`) for dacryon, the eye
    corners, the alae and tragion.
 
+5. **Parts of a skull** (`.parts`): in the working frame at nasion, the share of each part's
+   expected region (midface, each orbit, each side, mandible, braincase; sized from Howells
+   1973) that holds bone. A landmark whose part is missing is reported missing with the reason
+   (``meta["absent"]``), not placed on the bone that is left.
+
 Every step works on the mesh in the coarse frame (lids are also looked for along the input's
 own axes, which a CT-derived mesh shares with the scanner), so moving the mesh and the coarse
 matrix together by a rigid motion moves the landmarks with them.
 
 Modules, in the order the method uses them: `skull2face.geometry.lids` (step 1), `.work` (the working frame and
 step 2), `.profile` (step 3), `.midline` (rules both midlines share), `.skull_midline`,
-`.face_midline`, `.bilateral` (step 4) and `.landmarks` (the entry point).
+`.face_midline`, `.bilateral` (step 4), `.parts` (step 5) and `.landmarks` (the entry point).
 """
 
 from ...geometry.symmetry import symmetry_plane

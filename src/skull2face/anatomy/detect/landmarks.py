@@ -15,6 +15,7 @@ from ..landmark_set import LandmarkSet
 from .. import names
 from .bilateral import _face_pairs, _skull_pairs
 from .face_midline import _face_midline
+from . import parts as parts_mod
 from .plausible import NotAnatomy, surface_problem
 from .profile import _profile
 from .skull_midline import _skull_midline
@@ -123,6 +124,9 @@ def detect_landmarks(mesh: trimesh.Trimesh, surface: str, coarse: Any,
         * ``{"source": "detected", "confidence": "high" | "medium" | "low", "note": how}``;
         * ``{"source": "missing", "note": why}``, with no point, where the landmark does not
           exist on this input (cut off by the scan, no mandible, ...) or was not found.
+        * ``{"source": "missing", "note": why, "absent": [part, ...]}`` for a skull landmark
+          that was found but whose bone is missing (`.parts`: the midface, an orbit, a side,
+          the mandible hold too little bone where they lie on a skull): not placed.
 
         How the confidence is set (a grade per rule, stated in each rule's docstring; the
         note gives the measured value where there is one):
@@ -170,10 +174,14 @@ def detect_landmarks(mesh: trimesh.Trimesh, surface: str, coarse: Any,
     work = _Work(mesh, coarse)
     mid = _midline(work, surface, given_pts)
     nasion = mid["N" if surface == "skull" else "n"]
+    shares: dict[str, float] = {}
     if nasion.found:
         pairs = (_skull_pairs if surface == "skull" else _face_pairs)(work, mid)
+        if surface == "skull":  # which parts of the skull hold bone, in the frame at nasion
+            shares = parts_mod.part_shares(work.verts, np.asarray(mesh.faces), work.on_lid)
     else:
         pairs = {}
+    absent = parts_mod.absent_parts(shares)
     points: dict[str, np.ndarray] = {}
     meta: dict[str, dict] = {}
     for name in names.surface_names(surface):
@@ -185,7 +193,10 @@ def detect_landmarks(mesh: trimesh.Trimesh, surface: str, coarse: Any,
         r = mid.get(name) or pairs.get(name)
         if r is None:
             r = _missing("needs nasion, which was not found: " + nasion.note)
-        if r.found:
+        gone = [p for p in parts_mod.needs(name) if p in absent] if r.found else []
+        if gone:  # the bone it stands on is not there: report it, do not place it
+            meta[name] = {"source": "missing", "note": parts_mod.absence_note(gone, shares), "absent": gone}
+        elif r.found:
             points[name] = work.to_input(r.point)
             meta[name] = {"source": "detected", "confidence": r.confidence, "note": r.note}
         else:

@@ -14,6 +14,8 @@ Two checks, both cheap, both stated in millimetres:
   15 mm (a skull is mirror-symmetric). Face: nasion, subnasale and both inner eye corners,
   nasion-subnasale 35-80 mm and intercanthal width 20-50 mm (adult means ~55 and ~31 mm,
   Farkas 1994), the corners at distances from nasion that differ by less than 10 mm.
+  A skull whose midface was found missing (`.parts`: Ns reported absent) is checked without
+  nasospinale and the nasal height.
   A mesh in a pose the shape cues misread fails these too: `skull2face.anatomy.locate` then
   tries the other orientations of the coarse frame before giving up.
 
@@ -43,6 +45,9 @@ ORBIT_MIN_DEPTH_MM = 25.0
 """A skull's orbit lies at least this far behind nasion (see the module docstring)."""
 _ORBIT_BELOW_N_MM = 18.0
 _ORBIT_PATCH_PX = 12
+# A face's eye centre: half the intercanthal width (~31 mm) plus half the eye fissure (~30 mm)
+# out from the midline (Farkas 1994 adult means).
+_EYE_OUT_MM = 30.0
 
 
 class NotAnatomy(ValueError):
@@ -123,12 +128,15 @@ def anatomy_problem(lms: LandmarkSet, surface: str) -> str | None:
     else:
         anchors, height, lo_hi = ("n", "sn"), ("n", "sn"), (35.0, 80.0)
         what = "nasion and the nose"
+    if surface == "skull" and "Ns" not in lms.points and lms.meta.get("Ns", {}).get("absent"):
+        # the midface is missing (`.parts`): nasion, the orbital rims and the arches must do
+        anchors, height = ("N",), None
     missing = [n for n in anchors if n not in lms.points]
     if missing:
         notes = dict.fromkeys(lms.meta.get(n, {}).get("note", "not found") for n in missing)
         return f"no {what} found ({'; '.join(notes)})"
-    h = _dist(lms, *height)
-    if not lo_hi[0] <= h <= lo_hi[1]:
+    h = None if height is None else _dist(lms, *height)
+    if h is not None and not lo_hi[0] <= h <= lo_hi[1]:
         return f"{height[0]}-{height[1]} is {h:.0f} mm (a head: {lo_hi[0]:.0f}-{lo_hi[1]:.0f} mm)"
     if surface == "skull":
         return (_pair(lms, "Fmt", "N", (75.0, 130.0), 15.0, "lateral orbital rims")
@@ -137,29 +145,34 @@ def anatomy_problem(lms: LandmarkSet, surface: str) -> str | None:
 
 
 def orbit_depths(mesh: trimesh.Trimesh, lms: LandmarkSet) -> list[float]:
-    """How far behind nasion (mm, head-frame z) the surface lies at each orbit of a skull's
-    landmarks: the median over a 12 x 12 mm patch 18 mm below nasion, half way from the midline to
-    the lateral orbital rim (Fmt); a pixel with no surface counts as 80 mm deep."""
+    """How far behind nasion (mm, head-frame z) the surface lies at each orbit of a skull's (or a
+    face's) landmarks: the median over a 12 x 12 mm patch 18 mm below nasion, half way from the
+    midline to the lateral orbital rim (Fmt) on a skull, `_EYE_OUT_MM` out on a face; a pixel with
+    no surface counts as 80 mm deep."""
     from ...geometry.depthmap import RenderSpec, render
     from ...geometry.frame import apply, head_frame
 
-    frame = head_frame(lms.points, "skull").matrix
+    surface = "face" if lms.surface == "face" else "skull"
+    nasion = "N" if surface == "skull" else "n"
+    frame = head_frame(lms.points, surface).matrix
     h = {k: apply(frame, np.asarray(v, dtype=np.float64)[None])[0] for k, v in lms.points.items()}
     out = []
-    for side in ("L", "R"):
-        if f"Fmt_{side}" not in h:
+    for side, sign in (("L", 1.0), ("R", -1.0)):
+        if surface == "skull" and f"Fmt_{side}" not in h:
             continue
-        centre = (0.5 * float(h[f"Fmt_{side}"][0]), float(h["N"][1]) - _ORBIT_BELOW_N_MM)
+        x = 0.5 * float(h[f"Fmt_{side}"][0]) if surface == "skull" else sign * _EYE_OUT_MM
+        centre = (x, float(h[nasion][1]) - _ORBIT_BELOW_N_MM)
         spec = RenderSpec(size=(_ORBIT_PATCH_PX, _ORBIT_PATCH_PX), mm_per_px=1.0, frame=frame, centre=centre)
         z = render(mesh, spec).height
-        z = np.where(np.isfinite(z), z, h["N"][2] - 80.0)
-        out.append(float(h["N"][2] - np.median(z)))
+        z = np.where(np.isfinite(z), z, h[nasion][2] - 80.0)
+        out.append(float(h[nasion][2] - np.median(z)))
     return out
 
 
 def orbit_problem(mesh: trimesh.Trimesh, lms: LandmarkSet) -> str | None:
-    """Why a mesh whose landmarks passed `anatomy_problem` as a skull is not one (its orbits are
-    as shallow as eyes: a face scan or a skin), in one line; None if it is one."""
+    """Why a mesh whose landmarks passed `anatomy_problem` as a skull (or, given as a skull, as a
+    face) is not a skull (its orbits are as shallow as eyes: a face scan or a skin), in one line;
+    None if it is one."""
     try:
         depths = orbit_depths(mesh, lms)
     except ValueError:  # no head frame: anatomy_problem has said what is missing
