@@ -39,9 +39,8 @@ from ..geometry.adjacency import neighbour_mean
 from ..geometry.caps import cap_openings
 from ..geometry.depthmap import DepthMap, RenderSpec, render
 from ..geometry.frame import apply
-from ..geometry.normals import HEAD_CENTRE
-from .face_model import MapSurface, fit_head_model, landmark_targets, load_head_model
-from .skull_fit import ENVELOPE_RADIUS_MM, dense_target
+from .face_model import MapSurface, fit_head_model, load_head_model
+from .skull_fit import ENVELOPE_RADIUS_MM, dense_target, skull_targets, start_pose
 from .thickness_prior import ThicknessPrior, over_bone
 
 CORRELATION_MM = 20.0
@@ -193,11 +192,7 @@ def sample_heads(skull_mesh: trimesh.Trimesh, skull_landmarks: Any, spec: Render
     if settings.n < 1:
         raise ValueError(f"the number of samples must be >= 1, got {settings.n}")
     model = load_head_model()
-    v = np.asarray(skull_mesh.vertices, dtype=np.float64)
-    centre = apply(spec.inverse, np.asarray(HEAD_CENTRE, dtype=np.float64))
-    kw = {} if table is None else {"table": table}
-    targets = {k: t for k, t in landmark_targets(v, skull_mesh.faces, skull_landmarks, centre, **kw).items()
-               if k in model.soft}
+    targets = {k: t for k, t in skull_targets(skull_mesh, skull_landmarks, spec, table).items() if k in model.soft}
     if skull_map is None:
         skull_map = render(skull_mesh, spec)
     bone = over_bone(skull_map.height, spec.mm_per_px) if skull_map.mask.any() else skull_map.mask
@@ -205,13 +200,9 @@ def sample_heads(skull_mesh: trimesh.Trimesh, skull_landmarks: Any, spec: Render
     # the thickness the dense target stands for (above the filled skull), mm
     thick = prior.sample(spec)[0].astype(np.float64) if (prior is not None and surface is not None
                                                          and surface.two_sided) else ENVELOPE_RADIUS_MM
-    # the central fit, as `skull_fit.fit_to_skull` makes it (its start: head axes, landmark centroids)
-    start = spec.inverse.copy()
+    # the central fit, as `skull_fit.fit_to_skull` makes it
     names = list(targets)
-    wl = np.array([1.0 / targets[k][1] ** 2 for k in names])
-    src = apply(start, model.neutral[[model.soft[k] for k in names]])
-    start[:3, 3] += wl @ (np.array([targets[k][0] for k in names]) - src) / wl.sum()
-    pose0, w0 = fit_head_model(model, targets, surface, initial_pose=start)
+    pose0, w0 = fit_head_model(model, targets, surface, initial_pose=start_pose(model, targets, spec))
     central = cap_openings(trimesh.Trimesh(apply(pose0, model.instance(w0)), model.faces, process=False))
     complete = _completion(central, surface, spec)
     # each L_A target moves along its bone normal (target minus bone point) with the field

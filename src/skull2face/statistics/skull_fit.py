@@ -75,6 +75,28 @@ def dense_target(skull_map: DepthMap, dense: str = "prior", prior: ThicknessPrio
     return MapSurface(base + ENVELOPE_RADIUS_MM, DENSE_SD_MM, spec, two_sided=False)
 
 
+def skull_targets(skull_mesh: trimesh.Trimesh, skull_landmarks: Any, spec: RenderSpec,
+                  table: Any = None) -> dict[str, tuple[np.ndarray, float]]:
+    """The skull's L_A targets (`skull2face.statistics.face_model.landmark_targets`), bone
+    normals turned away from the head centre placed by ``spec.frame`` (input coordinates, mm)."""
+    centre = apply(spec.inverse, np.asarray(HEAD_CENTRE, dtype=np.float64))
+    return landmark_targets(np.asarray(skull_mesh.vertices, dtype=np.float64), skull_mesh.faces, skull_landmarks,
+                            centre, table=table)
+
+
+def start_pose(model: Any, targets: dict, spec: RenderSpec) -> np.ndarray:
+    """Where the fit starts: the head frame's axes (model -> input), translated so that the
+    model's and the targets' landmark centroids (weighted by 1/SD^2) match. (4, 4) float64."""
+    start = spec.inverse.copy()
+    names = [k for k in targets if k in model.soft]
+    if names:
+        wl = np.array([1.0 / targets[k][1] ** 2 for k in names])
+        src = apply(start, model.neutral[[model.soft[k] for k in names]])
+        dst = np.array([targets[k][0] for k in names])
+        start[:3, 3] += wl @ (dst - src) / wl.sum()
+    return start
+
+
 def fit_to_skull(skull_mesh: trimesh.Trimesh, skull_landmarks: Any, spec: RenderSpec, surface: Any = None, *,
                  n_modes: int | None = None, info: dict | None = None, table: Any = None) -> trimesh.Trimesh:
     """The model head fitted to a skull, in the skull's input coordinates.
@@ -103,18 +125,10 @@ def fit_to_skull(skull_mesh: trimesh.Trimesh, skull_landmarks: Any, spec: Render
         `skull2face.geometry.caps.cap_openings`).
     """
     model = load_head_model()
-    v = np.asarray(skull_mesh.vertices, dtype=np.float64)
-    centre = apply(spec.inverse, np.asarray(HEAD_CENTRE, dtype=np.float64))
-    targets = landmark_targets(v, skull_mesh.faces, skull_landmarks, centre, table=table)
-    names = [k for k in targets if k in model.soft]
-    start = spec.inverse.copy()
-    if names:  # start: head frame axes, weighted landmark centroids matched
-        wl = np.array([1.0 / targets[k][1] ** 2 for k in names])
-        src = apply(start, model.neutral[[model.soft[k] for k in names]])
-        dst = np.array([targets[k][0] for k in names])
-        start[:3, 3] += wl @ (dst - src) / wl.sum()
+    targets = skull_targets(skull_mesh, skull_landmarks, spec, table)
     fit: dict = {}
-    pose, w = fit_head_model(model, targets, surface, initial_pose=start, n_modes=n_modes, info=fit)
+    pose, w = fit_head_model(model, targets, surface, initial_pose=start_pose(model, targets, spec),
+                             n_modes=n_modes, info=fit)
     if info is not None:
         info.update({"model": "ICT-FaceKit head (Li et al. 2020), data/models/ict_facekit_head.npz",
                      "targets": sorted(targets), "fit": fit, "w": [round(float(x), 3) for x in w]})
@@ -270,4 +284,4 @@ def fitted_face(skull_mesh: trimesh.Trimesh, skull_landmarks: Any, spec: RenderS
 
 
 __all__ = ["DENSE_CHOICES", "ENVELOPE_RADIUS_MM", "FittedHead", "dense_target", "fit_base_mm", "fit_head",
-           "fit_to_skull", "fitted_face"]
+           "fit_to_skull", "fitted_face", "skull_targets", "start_pose"]
